@@ -1,0 +1,43 @@
+"""Median time of load_image + to_display beside plain pydicom decoding of the same files.
+
+Run: ``python bench/io.py [--repeat N]`` (needs pydicom-data, the test extra). The ratio is
+ours / plain: what our chain costs on top of pydicom's decode (Modality LUT, inversion, VOI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import pydicom
+from pydicom.data import get_testdata_file
+
+from cxr_desktop.core.io import load_image, to_display
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up: imports, plugin discovery, page cache
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    print(f"{'file':<14} {'pydicom':>10} {'ours':>10} {'ratio':>7}")
+    for name in ("RG1_UNCI.dcm", "RG1_J2KR.dcm"):
+        path = get_testdata_file(name)
+        plain = median_seconds(lambda p=path: pydicom.dcmread(p).pixel_array, args.repeat)
+        ours = median_seconds(lambda p=path: to_display(load_image(p)), args.repeat)
+        print(f"{name:<14} {plain * 1000:>8.1f}ms {ours * 1000:>8.1f}ms {ours / plain:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The main window: three tabs, the File and Help menus, the compute device in the status bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+
+from cxr_desktop.core.device import DeviceInfo, describe_device
+from cxr_desktop.gui.about import about_text
+from cxr_desktop.gui.settings import recent_files, remember_recent
+from cxr_desktop.gui.tabs.dataset_tab import DatasetTab
+from cxr_desktop.gui.tabs.training_tab import TrainingTab
+from cxr_desktop.gui.tabs.viewer_tab import ViewerTab
+from cxr_desktop.gui.workers import TaskRunner
+
+IMAGE_FILTER = "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("cxr-desktop")
+        self.resize(1280, 820)
+        self.runner = TaskRunner(self)
+        self.device: DeviceInfo | None = None
+        self.dataset_tab = DatasetTab(self.runner)
+        self.training_tab = TrainingTab(self.runner)
+        self.viewer_tab = ViewerTab(self.runner)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.dataset_tab, "Dataset")
+        self.tabs.addTab(self.training_tab, "Training")
+        self.tabs.addTab(self.viewer_tab, "Viewer")
+        self.setCentralWidget(self.tabs)
+        self.device_label = QLabel("Device: ...")
+        self.statusBar().addPermanentWidget(self.device_label)
+        for tab in (self.dataset_tab, self.training_tab, self.viewer_tab):
+            tab.status_message.connect(self.show_status)
+        self.viewer_tab.image_loaded.connect(self._remember_image)
+        self.dataset_tab.dataset_opened.connect(self._on_dataset_opened)
+        self.dataset_tab.open_image_requested.connect(self.open_image)
+        self._build_menus()
+        QTimer.singleShot(0, self._probe_device)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_image = QAction("Open &image...", self, shortcut=QKeySequence.StandardKey.Open)
+        open_image.triggered.connect(self._choose_image)
+        open_dataset = QAction("Open &dataset...", self, shortcut="Ctrl+Shift+O")
+        open_dataset.triggered.connect(self.dataset_tab.choose_dataset)
+        file_menu.addAction(open_image)
+        file_menu.addAction(open_dataset)
+        self.recent_menu = file_menu.addMenu("&Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About cxr-desktop", self)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        entries = [("image", p) for p in recent_files("images")]
+        entries += [("dataset", p) for p in recent_files("datasets")]
+        if not entries:
+            self.recent_menu.addAction("(nothing yet)").setEnabled(False)
+        for kind, path in entries:
+            action = self.recent_menu.addAction(f"{Path(path).name}  ({kind})")
+            action.setData((kind, path))
+            action.setToolTip(path)
+        self.recent_menu.triggered.connect(self._open_recent)
+
+    @Slot(QAction)
+    def _open_recent(self, action: QAction) -> None:
+        kind, path = action.data()
+        if kind == "image":
+            self.open_image(path)
+        else:
+            self.dataset_tab.open_dataset(path)
+
+    def _choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    @Slot(str)
+    def open_image(self, path: str) -> None:
+        self.tabs.setCurrentWidget(self.viewer_tab)
+        self.viewer_tab.open_image(path)
+
+    def open_demo(self) -> None:
+        self.dataset_tab.open_demo()
+
+    @Slot(str)
+    def show_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10_000)
+
+    @Slot(str)
+    def _remember_image(self, path: str) -> None:
+        remember_recent("images", path)
+
+    @Slot(object)
+    def _on_dataset_opened(self, spec) -> None:
+        remember_recent("datasets", str(spec.source.get("path") or spec.root))
+        self.training_tab.set_dataset(spec)
+
+    def _probe_device(self) -> None:
+        self.runner.submit("device", describe_device, done=self._on_device, failed=self.show_status)
+
+    def _on_device(self, device: DeviceInfo) -> None:
+        self.device = device
+        self.device_label.setText(device.label)
+        self.training_tab.set_device(device)
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About cxr-desktop", about_text(self.device))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.training_tab.shutdown()
+        self.runner.shutdown()
+        super().closeEvent(event)

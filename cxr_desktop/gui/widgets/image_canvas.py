@@ -1,0 +1,110 @@
+"""A pyqtgraph canvas that shows a Radiograph through the core's display chain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from cxr_desktop.core.io import Radiograph, to_display
+
+
+class ImageCanvas(QWidget):
+    """Zoom with the wheel, pan with the left button, window/level with a right drag.
+
+    The image is handed to pyqtgraph as a contiguous uint8 array made by ``to_display`` with
+    explicit levels, so what is shown is exactly what the model is given.
+    """
+
+    hovered = Signal(int, int, float)  # column, row, pixel value (modality units)
+    window_changed = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.radiograph: Radiograph | None = None
+        self.window: tuple[float, float] | None = None
+        self.inverted = False
+        self._drag_start: tuple[QPointF, tuple[float, float]] | None = None
+        self.view_widget = pg.GraphicsLayoutWidget()
+        self.view_box = self.view_widget.addViewBox(lockAspect=True, invertY=True)
+        self.view_box.setMenuEnabled(False)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.view_box.addItem(self.image_item)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view_widget)
+        self.view_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view_widget.viewport().installEventFilter(self)
+
+    def set_radiograph(self, radiograph: Radiograph) -> None:
+        self.radiograph = radiograph
+        self.window = None
+        self._render()
+        self.fit()
+
+    def set_window(self, window: tuple[float, float] | None) -> None:
+        """``None`` returns to the file's own VOI (window or LUT)."""
+        self.window = window
+        self._render()
+        shown = window or (self.radiograph.window if self.radiograph else (0.0, 1.0))
+        self.window_changed.emit(float(shown[0]), float(shown[1]))
+
+    def set_inverted(self, inverted: bool) -> None:
+        self.inverted = inverted
+        self._render()
+
+    def displayed_image(self) -> np.ndarray:
+        """The uint8 array on screen (row-major), for tests and exports."""
+        return self.image_item.image
+
+    def fit(self) -> None:
+        self.view_box.autoRange(padding=0.0)
+
+    def one_to_one(self) -> None:
+        """One image pixel per screen pixel, centred on the current view."""
+        if self.radiograph is None:
+            return
+        rect = self.view_box.viewRect()
+        width = self.view_box.width() or 1.0
+        height = self.view_box.height() or 1.0
+        center = rect.center()
+        self.view_box.setRange(xRange=(center.x() - width / 2, center.x() + width / 2),
+                               yRange=(center.y() - height / 2, center.y() + height / 2),
+                               padding=0.0)
+
+    def _render(self) -> None:
+        if self.radiograph is None:
+            return
+        image = to_display(self.radiograph, self.window)
+        if self.inverted:
+            image = np.ascontiguousarray(255 - image)
+        self.image_item.setImage(image, levels=(0, 255), autoLevels=False)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self.radiograph is None:
+            return
+        point = self.view_box.mapSceneToView(scene_pos)
+        col, row = int(np.floor(point.x())), int(np.floor(point.y()))
+        if 0 <= row < self.radiograph.rows and 0 <= col < self.radiograph.columns:
+            self.hovered.emit(col, row, float(self.radiograph.pixels[row, col]))
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+        """Right-drag: horizontal changes the width, vertical the level."""
+        kind = event.type()
+        if self.radiograph is None:
+            return False
+        if kind == event.Type.MouseButtonPress and event.button() == Qt.MouseButton.RightButton:
+            self._drag_start = (event.position(), self.window or self.radiograph.window)
+            return True
+        if kind == event.Type.MouseMove and self._drag_start is not None:
+            start, (center, width) = self._drag_start
+            delta = event.position() - start
+            low, high = self.radiograph.value_range
+            step = max(high - low, 1.0) / 500.0
+            self.set_window((center - delta.y() * step, max(1.0, width + delta.x() * step)))
+            return True
+        if kind == event.Type.MouseButtonRelease and self._drag_start is not None:
+            self._drag_start = None
+            return True
+        return False

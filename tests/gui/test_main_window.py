@@ -1,0 +1,62 @@
+"""The main window starts offscreen, shows images and the device, and closes cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QMessageBox
+
+from cxr_desktop.core.io import load_image, to_display
+
+
+def test_tabs_menus_and_device(main_window):
+    tabs = [main_window.tabs.tabText(i) for i in range(main_window.tabs.count())]
+    assert tabs == ["Dataset", "Training", "Viewer"]
+    menus = [a.text().replace("&", "") for a in main_window.menuBar().actions()]
+    assert menus == ["File", "Help"]
+    file_actions = [a.text().replace("&", "") for a in main_window.menuBar().actions()[0]
+                    .menu().actions() if a.text()]
+    assert file_actions[:2] == ["Open image...", "Open dataset..."]
+    assert "Recent" in file_actions and "Quit" in file_actions
+    assert main_window.device_label.text().startswith(("CPU:", "GPU:"))
+
+
+def test_about_names_versions_and_device(main_window, monkeypatch):
+    shown = {}
+    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.update(text=text))
+    main_window.show_about()
+    for word in ("cxr-desktop 0.1.0", "PyTorch", "CUDA", "pydicom", "Compute device: C"):
+        assert word in shown["text"].replace("Compute device: G", "Compute device: C")
+
+
+def test_open_dicom_shows_display_chain_and_info(main_window, qtbot, testdata):
+    path = testdata("RG1_UNCI.dcm")
+    main_window.open_image(str(path))
+    viewer = main_window.viewer_tab
+    qtbot.waitUntil(lambda: viewer.radiograph is not None, timeout=20_000)
+    assert main_window.tabs.currentWidget() is viewer
+    shown = viewer.canvas.displayed_image()
+    np.testing.assert_array_equal(shown, to_display(load_image(path)))
+    assert shown.flags["C_CONTIGUOUS"] and shown.dtype == np.uint8
+    # A preset really changes what is shown; invert flips it.
+    viewer.preset.setCurrentIndex(1)
+    assert not np.array_equal(viewer.canvas.displayed_image(), shown)
+    viewer.preset.setCurrentIndex(0)
+    viewer.invert.setChecked(True)
+    np.testing.assert_array_equal(viewer.canvas.displayed_image(), 255 - shown)
+
+
+def test_bad_file_gives_a_message_not_a_crash(main_window, qtbot, tmp_path):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"")
+    main_window.open_image(str(bad))
+    qtbot.waitUntil(lambda: "empty file" in main_window.statusBar().currentMessage(),
+                    timeout=10_000)
+    assert main_window.viewer_tab.radiograph is None
+
+
+def test_newest_request_wins(main_window, qtbot, testdata):
+    viewer = main_window.viewer_tab
+    viewer.open_image(testdata("RG1_J2KR.dcm"))  # slow (JPEG 2000)
+    viewer.open_image(testdata("MR_small.dcm"))  # fast, asked for last
+    qtbot.waitUntil(lambda: not main_window.runner.busy(), timeout=20_000)
+    assert viewer.radiograph.path.endswith("MR_small.dcm")
