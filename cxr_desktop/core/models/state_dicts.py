@@ -1,0 +1,131 @@
+"""Read a weights file safely and fit its keys onto a model, naming the first mismatch.
+
+Files are read with ``torch.load(..., weights_only=True)`` (no code in a pickle ever runs)
+or with safetensors. Known alternate layouts are mapped before the check: a checkpoint
+wrapper (``state_dict``/``model``/``model_state_dict``), ``module.`` (DataParallel) and
+``_orig_mod.`` (torch.compile) prefixes, old DenseNet keys (``norm.1`` -> ``norm1``, as
+torchvision's own loader does) and the original EfficientNet port's keys (``_conv_stem``,
+``_blocks.N``, ``_fc``), which line up one-to-one, in order and shape, with timm's.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+from torch import Tensor
+
+from cxr_desktop.core.errors import ModelError
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+KEY_PREFIXES = ("module.", "_orig_mod.")
+# As torchvision.models.densenet._load_state_dict: "denselayer1.norm.1.weight" ->
+# "denselayer1.norm1.weight" (plus num_batches_tracked, which torchvision's pattern omits).
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+# Buffers that old checkpoints lack and that carry no learned value.
+OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The tensors in ``path`` (``.safetensors``, else a torch file), unwrapped and on CPU."""
+    try:
+        if path.suffix.lower() == ".safetensors":
+            obj: object = safetensors.torch.load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+            SafetensorError) as exc:
+        raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from exc
+    while isinstance(obj, Mapping) and not _all_tensors(obj):
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj or not _all_tensors(obj):
+        raise ModelError(f"{path}: not a state dict (expected a mapping of names to tensors)")
+    return {str(k): v for k, v in obj.items()}
+
+
+def _all_tensors(obj: Mapping) -> bool:
+    return all(isinstance(v, Tensor) for v in obj.values())
+
+
+def _strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in KEY_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def _densenet_key(key: str) -> str:
+    match = _DENSENET_KEY.match(key)
+    return match.group(1) + match.group(2) if match else key
+
+
+def is_efficientnet_port(state: Mapping[str, Tensor]) -> bool:
+    """True for the original EfficientNet port's layout (lukemelas / efficientnet-lite0)."""
+    return "_conv_stem.weight" in state
+
+
+def map_by_order(state: Mapping[str, Tensor], target: Mapping[str, Tensor],
+                 path: Path) -> dict[str, Tensor]:
+    """Rename ``state``'s tensors to ``target``'s keys, pairing them in order, shapes checked."""
+    if len(state) != len(target):
+        raise ModelError(f"{path}: {len(state)} tensors, the model has {len(target)}: "
+                         "cannot map them by order")
+    mapped = {}
+    for (src_key, tensor), (key, ref) in zip(state.items(), target.items(), strict=True):
+        if tensor.shape != ref.shape:
+            raise ModelError(f"{path}: tensor {src_key!r} {tuple(tensor.shape)} does not fit "
+                             f"{key!r} {tuple(ref.shape)}")
+        mapped[key] = tensor
+    return mapped
+
+
+def remap_keys(state: Mapping[str, Tensor], target: Mapping[str, Tensor],
+               path: Path) -> dict[str, Tensor]:
+    """``state`` under the target model's key names, for every known alternate layout."""
+    renamed = {_densenet_key(_strip_prefixes(k)): v for k, v in state.items()}
+    if is_efficientnet_port(renamed) and not is_efficientnet_port(target):
+        return map_by_order(renamed, target, path)
+    return renamed
+
+
+def fit_state_dict(state: Mapping[str, Tensor], target: Mapping[str, Tensor],
+                   drop_prefixes: tuple[str, ...], path: Path, arch: str) -> dict[str, Tensor]:
+    """The tensors of ``state`` to load into a model whose state dict is ``target``.
+
+    Keys under ``drop_prefixes`` (the classifier that is replaced) are ignored on both
+    sides. Every other key of the model must be in the file with the same shape, and the
+    file may hold nothing else: the ModelError names the first key that breaks this.
+    """
+    kept = {k: v for k, v in state.items() if not k.startswith(drop_prefixes)}
+    for key, ref in target.items():
+        if key.startswith(drop_prefixes) or key.endswith(OPTIONAL_SUFFIXES):
+            continue
+        if key not in kept:
+            raise ModelError(f"{path}: does not fit {arch}: key {key!r} is missing from the file")
+        if kept[key].shape != ref.shape:
+            raise ModelError(f"{path}: does not fit {arch}: {key!r} has shape "
+                             f"{tuple(kept[key].shape)} in the file, {tuple(ref.shape)} in "
+                             "the model")
+    unexpected = next((k for k in kept if k not in target), None)
+    if unexpected is not None:
+        raise ModelError(f"{path}: does not fit {arch}: unexpected key {unexpected!r}")
+    return kept
