@@ -1,0 +1,226 @@
+"""``cxr-desktop train``, ``lr-find`` and ``resume``: the training engine from a terminal.
+
+``--json`` prints one JSON object per epoch on stdout and a last one with ``best_epoch``,
+``best_val_auc`` and ``run_dir``; messages and cache progress go to stderr. Ctrl-C stops at
+the next batch and saves ``last.pt`` (exit status 130); a second Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from cxr_desktop.core.train.config import CLASS_BALANCE, DEVICES, SCHEDULES, TrainConfig
+
+if TYPE_CHECKING:
+    from cxr_desktop.core.train.engine import RunResult
+
+EXIT_STOPPED = 130
+
+
+def _dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DATASET",
+                        help="folder, CSV file or spec .json (anything `inspect` accepts)")
+    group = parser.add_argument_group("dataset options (as for `inspect`)")
+    group.add_argument("--format", default="auto",
+                       help="auto (detected), spec, folders, objectcxr, nih, chexpert or csv")
+    group.add_argument("--val", type=float, default=0.1, metavar="FRACTION",
+                       help="validation share when the dataset has no split")
+    group.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
+    group.add_argument("--split-seed", type=int, default=0, help="seed of the splits made")
+    group.add_argument("--view", help="NIH/CheXpert: keep these views, e.g. PA or PA,AP")
+    group.add_argument("--uncertain", choices=("mask", "positive", "negative"),
+                       help="uncertain labels (CheXpert -1): masked out of the loss, or counted")
+    group.add_argument("--blank", choices=("negative", "mask"), help="labels not mentioned")
+
+
+def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--arch", default=defaults.arch,
+                        help="e.g. resnet18, densenet121, efficientnet_lite0, small_cnn")
+    parser.add_argument("--size", type=int, default=0,
+                        help="training size in pixels (default: the architecture's own)")
+    if epochs:
+        parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                            help="all epochs, the frozen ones included")
+        parser.add_argument("--out", metavar="RUN_DIR", default="",
+                            help="run folder (default: a new one under the runs folder)")
+        parser.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS",
+                            help="stop after this many epochs without a better val AUC")
+        parser.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step")
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--freeze-epochs", type=int, default=defaults.freeze_epochs,
+                        help="first epochs with the pretrained backbone frozen")
+    parser.add_argument("--pretrained", default="auto", metavar="auto|none|PATH",
+                        help="ImageNet weights when found (auto), none, or a weights file")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--class-balance", choices=CLASS_BALANCE, default="none")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="threads building the image cache (default: one per core, max 8)")
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a classifier on a dataset",
+        description="Train a classifier; every epoch is saved in the run folder "
+                    "(config.json, metrics.jsonl, last.pt, best.pt by validation AUC).")
+    _dataset_args(train)
+    _model_args(train, epochs=True)
+    train.set_defaults(func=run_train)
+
+    finder = subparsers.add_parser(
+        "lr-find", help="suggest a learning rate (exponential LR sweep)",
+        description="Sweep the learning rate over training batches and suggest one.")
+    _dataset_args(finder)
+    _model_args(finder, epochs=False)
+    finder.add_argument("--start-lr", type=float, default=1e-7)
+    finder.add_argument("--end-lr", type=float, default=10.0)
+    finder.add_argument("--num-iter", type=int, default=100)
+    finder.set_defaults(func=run_lr_find)
+
+    again = subparsers.add_parser(
+        "resume", help="continue a stopped or killed training run",
+        description="Continue a run from its last checkpoint to its planned epochs.")
+    again.add_argument("run_dir", metavar="RUN_DIR")
+    again.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    again.set_defaults(func=run_resume)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    options = {"format": args.format, "val_fraction": args.val, "test_fraction": args.test,
+               "seed": args.split_seed, "view": args.view, "uncertain": args.uncertain,
+               "blank": args.blank}
+    config = TrainConfig(
+        dataset=args.dataset,
+        dataset_options={k: v for k, v in options.items() if v is not None},
+        arch=args.arch, size=args.size, batch_size=args.batch_size, lr=args.lr,
+        accumulate=args.accumulate, freeze_epochs=args.freeze_epochs,
+        pretrained=args.pretrained, device=args.device, class_balance=args.class_balance,
+        amp=not args.no_amp, seed=args.seed, workers=args.workers,
+    )
+    if args.no_augment:
+        config.augment = config.augment.none()
+    if hasattr(args, "epochs"):
+        config.epochs, config.out = args.epochs, args.out
+        config.early_stop_patience, config.schedule = args.early_stop, args.schedule
+    return config.validate()
+
+
+@contextmanager
+def ctrl_c_stops() -> Iterator[Callable[[], bool]]:
+    """The first Ctrl-C sets a flag the engine checks; the second interrupts at once."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr,
+              flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Printer:
+    """Turns engine events into terminal output."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._cache_shown = -1
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "message":
+            print(event["text"], file=sys.stderr, flush=True)
+        elif kind == "cache":
+            self._cache(event["done"], event["total"])
+        elif kind == "epoch" and self.as_json:
+            from cxr_desktop.core.runs.folder import jsonable
+
+            record = {k: v for k, v in event.items() if k != "type"}
+            print(json.dumps(jsonable(record), sort_keys=True), flush=True)
+        elif kind == "epoch":
+            print(self.epoch_line(event), flush=True)
+
+    def _cache(self, done: int, total: int) -> None:
+        """A progress line updated in place on a terminal; only the last one otherwise."""
+        percent = 100 * done // max(total, 1)
+        if done >= total:
+            print(f"\rpreparing images {done}/{total}", file=sys.stderr, flush=True)
+        elif percent != self._cache_shown and sys.stderr.isatty():
+            self._cache_shown = percent
+            print(f"\rpreparing images {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def epoch_line(event: dict[str, Any]) -> str:
+        def num(key: str, fmt: str) -> str:
+            value = event.get(key)
+            return "-" if value is None else format(value, fmt)
+
+        return (f"epoch {event['epoch']}/{event['epochs']}  train loss {num('train_loss', '.4f')}"
+                f"  val loss {num('val_loss', '.4f')}  val AUC {num('val_auc', '.4f')}"
+                f"  lr {num('lr', '.2e')}  {num('epoch_s', '.1f')} s"
+                f"  {num('images_per_s', '.0f')} img/s" + ("  *best" if event.get("best") else ""))
+
+
+def _finish(result: RunResult, as_json: bool) -> int:
+    summary = result.to_dict()
+    if as_json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    else:
+        auc = summary["best_val_auc"]
+        print(f"{result.status}: {result.epochs_done}/{result.epochs} epochs, best epoch "
+              f"{summary['best_epoch']} (val AUC {'-' if auc is None else f'{auc:.4f}'}), "
+              f"run folder {result.run_dir}")
+    if result.status == "stopped":
+        print(f"stopped: continue with `cxr-desktop resume {result.run_dir}`", file=sys.stderr)
+        return EXIT_STOPPED
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.train.engine import fit
+
+    config = config_from_args(args)
+    with ctrl_c_stops() as should_stop:
+        result = fit(config, Printer(args.json), should_stop)
+    return _finish(result, args.json)
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.train.engine import resume
+
+    with ctrl_c_stops() as should_stop:
+        result = resume(args.run_dir, Printer(args.json), should_stop)
+    return _finish(result, args.json)
+
+
+def run_lr_find(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.train.lr_finder import find_lr
+
+    config = config_from_args(args)
+    with ctrl_c_stops() as should_stop:
+        result = find_lr(config, Printer(args.json), should_stop, start_lr=args.start_lr,
+                         end_lr=args.end_lr, num_iter=args.num_iter)
+    if args.json:
+        print(json.dumps(result.to_dict(), sort_keys=True))
+    else:
+        print(f"suggested learning rate {result.suggested_lr:.2e} (valley; steepest descent "
+              f"at {result.steepest_lr:.2e}; {len(result.lrs)} points)")
+    return 0

@@ -1,0 +1,121 @@
+"""The run registry: one SQLite table of every training run on this machine.
+
+The run folders are the truth; the registry is the list the app shows (history, status and
+best AUC) without opening every folder. Each call opens its own connection, so the training
+thread and the GUI thread can both use it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from cxr_desktop.core import paths
+
+STATUSES = ("running", "done", "stopped", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_dir TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    task TEXT NOT NULL DEFAULT '',
+    epochs INTEGER NOT NULL DEFAULT 0,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    best_val_auc REAL,
+    best_epoch INTEGER
+)
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    run_dir: str
+    created: str
+    updated: str
+    arch: str
+    dataset: str
+    task: str
+    epochs: int
+    epochs_done: int
+    status: str
+    best_val_auc: float | None
+    best_epoch: int | None
+
+
+def default_registry_path() -> Path:
+    return paths.data_dir() / "runs.sqlite"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class RunRegistry:
+    """``RunRegistry()`` uses ``<data dir>/runs.sqlite``; pass a path to use another file."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_registry_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10.0)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def start(self, run_dir: str | Path, *, arch: str, dataset: str, task: str,
+              epochs: int) -> int:
+        """Register a run as running (again, for a resumed run); returns its id."""
+        now = _now()
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO runs (run_dir, created, updated, arch, dataset, task, epochs, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running') "
+                "ON CONFLICT(run_dir) DO UPDATE SET status='running', updated=excluded.updated",
+                (str(Path(run_dir).resolve()), now, now, arch, dataset, task, epochs),
+            )
+            row = db.execute("SELECT id FROM runs WHERE run_dir = ?",
+                             (str(Path(run_dir).resolve()),)).fetchone()
+        return int(row["id"])
+
+    def update(self, run_dir: str | Path, *, status: str | None = None,
+               epochs_done: int | None = None, best_val_auc: float | None = None,
+               best_epoch: int | None = None) -> None:
+        """Set the given fields of a registered run (unknown runs are ignored)."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        values = {"status": status, "epochs_done": epochs_done, "best_val_auc": best_val_auc,
+                  "best_epoch": best_epoch}
+        changes = {k: v for k, v in values.items() if v is not None}
+        changes["updated"] = _now()
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        with closing(self._connect()) as db, db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE run_dir = ?",
+                       (*changes.values(), str(Path(run_dir).resolve())))
+
+    def get(self, run_dir: str | Path) -> RunRecord | None:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM runs WHERE run_dir = ?",
+                             (str(Path(run_dir).resolve()),)).fetchone()
+        return RunRecord(**dict(row)) if row else None
+
+    def list(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+        return [RunRecord(**dict(row)) for row in rows]
+
+    def remove(self, run_dir: str | Path) -> None:
+        """Forget a run (its folder is left alone)."""
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM runs WHERE run_dir = ?", (str(Path(run_dir).resolve()),))

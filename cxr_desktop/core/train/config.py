@@ -1,0 +1,135 @@
+"""Training settings as one plain dataclass that round-trips through JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cxr_desktop.core.atomic import atomic_write_json
+from cxr_desktop.core.errors import CxrError, FileError
+
+SCHEDULES = ("onecycle", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+CLASS_BALANCE = ("none", "weights", "sampler")
+
+
+@dataclass
+class AugmentSettings:
+    """Random transforms applied to training batches on the training device.
+
+    ``flip`` is off by default: a mirrored chest film puts the heart on the wrong side, which
+    a real film never does. ``scale`` 0.1 zooms by a factor in [0.9, 1.1]; ``translate`` is a
+    fraction of the side; ``brightness`` and ``contrast`` are the largest change, as a
+    fraction of the full range (brightness) or of the contrast (contrast).
+    """
+
+    flip: bool = False
+    rotate_deg: float = 7.0
+    scale: float = 0.1
+    translate: float = 0.05
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.flip or self.rotate_deg or self.scale or self.translate
+            or self.brightness or self.contrast
+        )
+
+    @classmethod
+    def none(cls) -> AugmentSettings:
+        return cls(flip=False, rotate_deg=0.0, scale=0.0, translate=0.0, brightness=0.0,
+                   contrast=0.0)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``config.json`` in the run folder is this, as JSON.
+
+    ``epochs`` counts every epoch, the ``freeze_epochs`` frozen ones included. ``size`` 0
+    means the architecture's own input size. ``out`` empty means a new folder under the
+    runs folder. ``early_stop_patience`` 0 disables early stopping. ``workers`` 0 means one
+    cache-building thread per CPU core (at most 8).
+    """
+
+    dataset: str = ""
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    arch: str = "efficientnet_lite0"
+    size: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    freeze_epochs: int = 1
+    lr_mult_early: float = 0.1
+    schedule: str = "onecycle"
+    weight_decay: float = 0.01
+    pretrained: str = "auto"
+    device: str = "auto"
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    class_balance: str = "none"
+    early_stop_patience: int = 0
+    accumulate: int = 1
+    amp: bool = True
+    seed: int = 0
+    threshold: float = 0.5
+    log_every_n_batches: int = 10
+    out: str = ""
+    workers: int = 0
+    cache_dir: str = ""
+
+    def validate(self) -> TrainConfig:
+        """Raise CxrError naming the first bad setting; return self."""
+        checks = [
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+            (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.class_balance in CLASS_BALANCE, f"class_balance must be one of {CLASS_BALANCE}"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.accumulate >= 1, "accumulate must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.freeze_epochs >= 0, "freeze_epochs must not be negative"),
+            (self.size == 0 or self.size >= 16, "size must be 0 (the model's own) or >= 16"),
+            (self.log_every_n_batches >= 1, "log_every_n_batches must be at least 1"),
+            (0.0 < self.threshold < 1.0, "threshold must be between 0 and 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CxrError(f"training settings: {message}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CxrError(f"training settings: unknown setting(s) {', '.join(unknown)}")
+        values = dict(data)
+        augment = values.get("augment", {})
+        if isinstance(augment, dict):
+            aug_known = {f.name for f in fields(AugmentSettings)}
+            bad = sorted(set(augment) - aug_known)
+            if bad:
+                raise CxrError(f"training settings: unknown augmentation(s) {', '.join(bad)}")
+            values["augment"] = AugmentSettings(**augment)
+        return cls(**values)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise FileError(path, "training settings file not found") from exc
+        except (OSError, ValueError) as exc:
+            raise FileError(path, f"not readable training settings ({exc})") from exc
+        if not isinstance(data, dict):
+            raise FileError(path, "training settings must be a JSON object")
+        return cls.from_dict(data)

@@ -1,0 +1,182 @@
+"""The learning-rate finder: an exponential LR sweep over training batches (Smith 2015,
+fastai's ``lr_find``), the smoothed loss curve and a suggested learning rate.
+
+The suggestion is fastai's "valley": the middle of the longest stretch over which the
+smoothed loss keeps falling, a little past its start; the steepest-descent LR is returned
+too. The model's weights and the optimizer's state are put back as they were afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cxr_desktop.core.data.spec import DatasetSpec
+from cxr_desktop.core.models import build_model, get_arch
+from cxr_desktop.core.runs.folder import jsonable
+from cxr_desktop.core.train.augment import augment_batch
+from cxr_desktop.core.train.config import TrainConfig
+from cxr_desktop.core.train.data import BatchReader, EventSink, epoch_order, prepare_data
+from cxr_desktop.core.train.engine import open_spec, pick_device
+from cxr_desktop.core.train.loop import LossFn, Precision, make_loss
+
+Batches = Iterator[tuple[Tensor, Tensor]]
+
+
+@dataclass
+class LrFinderResult:
+    lrs: list[float]
+    losses: list[float]
+    raw_losses: list[float]
+    suggested_lr: float
+    steepest_lr: float
+    valley_lr: float
+
+    def to_dict(self) -> dict[str, object]:
+        return jsonable(asdict(self))
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's valley: longest run of decreasing loss, then 1/2 of the way past its third."""
+    n = len(losses)
+    run = np.ones(n, dtype=np.int64)
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[end] < run[i]:
+            end = i
+            start = end - run[end]
+    third = (end - start) / 3
+    return float(lrs[min(n - 1, max(0, start + int(third) + int(third / 2)))])
+
+
+def steepest(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """The LR where the smoothed loss falls fastest per decade of LR."""
+    if len(lrs) < 3:
+        return float(lrs[int(np.argmin(losses))] / 10)
+    slopes = np.gradient(losses, np.log10(lrs))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def lr_sweep(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Batches,
+    loss_fn: LossFn,
+    *,
+    precision: Precision | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    beta: float = 0.98,
+    diverge: float = 4.0,
+    should_stop: Callable[[], bool] | None = None,
+    on_point: Callable[[float, float], None] | None = None,
+) -> LrFinderResult:
+    """Sweep the LR of every parameter group from ``start_lr`` to ``end_lr`` (keeping the
+    groups' ratios to the last group); stops early when the loss diverges."""
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    ratios = [g["lr"] / optimizer.param_groups[-1]["lr"] for g in optimizer.param_groups]
+    precision = precision or Precision(torch.device("cpu"), amp=False)
+    lrs: list[float] = []
+    raw: list[float] = []
+    smooth: list[float] = []
+    average, best = 0.0, math.inf
+    model.train()
+    try:
+        for step in range(num_iter):
+            if should_stop is not None and should_stop():
+                break
+            lr = start_lr * (end_lr / start_lr) ** (step / max(num_iter - 1, 1))
+            for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
+                group["lr"] = lr * ratio
+            images, targets = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            with precision.autocast():
+                loss = loss_fn(model(images), targets)
+            precision.backward(loss)
+            precision.step(optimizer)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                break
+            average = beta * average + (1 - beta) * value
+            smoothed = average / (1 - beta ** (step + 1))
+            lrs.append(lr)
+            raw.append(value)
+            smooth.append(smoothed)
+            if on_point is not None:
+                on_point(lr, smoothed)
+            best = min(best, smoothed)
+            if step > 5 and smoothed > diverge * best:
+                break
+    finally:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_optimizer)
+        optimizer.zero_grad(set_to_none=True)
+    if not lrs:
+        raise ValueError("the LR sweep produced no finite loss")
+    lr_array, loss_array = np.array(lrs), np.array(smooth)
+    valley_lr, steep_lr = valley(lr_array, loss_array), steepest(lr_array, loss_array)
+    return LrFinderResult(lrs, smooth, raw, valley_lr, steep_lr, valley_lr)
+
+
+def find_lr(
+    config: TrainConfig,
+    on_event: EventSink | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    spec: DatasetSpec | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+) -> LrFinderResult:
+    """The LR finder on ``config``'s dataset and model, as the first epoch would train
+    (backbone frozen when pretrained and ``freeze_epochs`` > 0, same augmentations).
+    Emits ``{"type": "lr_find", "lr", "loss"}`` per point."""
+    config.validate()
+    emit = on_event or (lambda event: None)
+    device = pick_device(config.device)
+    spec = spec or open_spec(config)
+    size = config.size or get_arch(config.arch).input_size
+    data = prepare_data(spec, size, cache_root=config.cache_dir or None,
+                        workers=config.workers, on_event=emit, should_stop=should_stop)
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+    precision = Precision(device, config.amp)
+    model.to(device, memory_format=torch.channels_last if precision.channels_last
+             else torch.preserve_format)
+    if config.freeze_epochs and model.pretrained_source:
+        model.freeze_backbone()
+    optimizer = torch.optim.AdamW(model.param_groups(config.lr, config.lr_mult_early),
+                                  weight_decay=config.weight_decay)
+    reader = BatchReader(data, device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    def batches() -> Batches:
+        epoch = 0
+        while True:
+            order = epoch_order(data, config.class_balance, config.seed, epoch)
+            last_start = max(len(order) - config.batch_size + 1, 1)
+            for start in range(0, last_start, config.batch_size):
+                images, targets = reader.get(order[start:start + config.batch_size])
+                yield augment_batch(precision.input(images), config.augment,
+                                    generator), targets
+            epoch += 1
+
+    try:
+        return lr_sweep(
+            model, optimizer, batches(), make_loss(data.task), precision=precision,
+            start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, should_stop=should_stop,
+            on_point=lambda lr, loss: emit({"type": "lr_find", "lr": lr, "loss": loss}),
+        )
+    finally:
+        reader.close()

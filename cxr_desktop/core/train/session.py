@@ -1,0 +1,275 @@
+"""One training session: the epoch loop, its phases, and the checkpoints it writes.
+
+``fit`` and ``resume`` build a :class:`TrainingSession`; ``resume`` first calls
+``restore(checkpoint)``. A checkpoint records everything the loop needs to go on exactly
+where it stopped: weights, optimizer, schedule and scaler of the current phase, the epoch and
+the position in it, the running train loss, the (possibly halved) batch, the best epoch so
+far and the random states.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
+
+from cxr_desktop import __version__
+from cxr_desktop.core.io import INTENSITY_CHAIN
+from cxr_desktop.core.models import CxrNet
+from cxr_desktop.core.runs.checkpoint import save_checkpoint
+from cxr_desktop.core.runs.folder import RunFolder, jsonable
+from cxr_desktop.core.train.config import TrainConfig
+from cxr_desktop.core.train.data import (
+    BatchReader,
+    EventSink,
+    TrainingData,
+    epoch_order,
+    loss_weights,
+)
+from cxr_desktop.core.train.loop import (
+    EpochState,
+    Precision,
+    Stepper,
+    evaluate,
+    make_loss,
+    rng_restore,
+    rng_snapshot,
+    train_one_epoch,
+)
+
+ONECYCLE_PCT_START = 0.25
+
+
+@dataclass
+class Best:
+    """The best epoch so far: highest validation AUC, ties (and undefined AUCs) by loss."""
+
+    epoch: int | None = None
+    val_auc: float | None = None
+    val_loss: float | None = None
+    bad_epochs: int = 0
+
+    @staticmethod
+    def _score(auc: float | None, loss: float | None) -> tuple[float, float]:
+        finite_auc = auc if auc is not None and math.isfinite(auc) else -math.inf
+        finite_loss = loss if loss is not None and math.isfinite(loss) else math.inf
+        return finite_auc, -finite_loss
+
+    def update(self, epoch: int, auc: float, loss: float) -> bool:
+        """Record ``epoch`` if it is better; True when it is."""
+        if self.epoch is None or self._score(auc, loss) > self._score(self.val_auc,
+                                                                      self.val_loss):
+            self.epoch, self.val_auc, self.val_loss, self.bad_epochs = epoch, auc, loss, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+
+def steps_per_epoch(train_images: int, batch_size: int, accumulate: int) -> int:
+    return max(1, math.ceil(math.ceil(train_images / batch_size) / accumulate))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
+                   max_lrs: list[float]) -> LRScheduler:
+    if schedule == "onecycle":
+        # OneCycleLR needs two steps of warm-up at least; a shorter run (a handful of
+        # steps) follows the first part of a 4-step cycle.
+        cycle = max(total_steps, 4)
+        return OneCycleLR(optimizer, max_lr=max_lrs, total_steps=cycle,
+                          pct_start=max(ONECYCLE_PCT_START, 2 / cycle))
+    return CosineAnnealingLR(optimizer, T_max=total_steps)
+
+
+class TrainingSession:
+    def __init__(self, config: TrainConfig, folder: RunFolder, data: TrainingData,
+                 model: CxrNet, device: torch.device, size: int, emit: EventSink,
+                 should_stop: Callable[[], bool]) -> None:
+        self.config, self.folder, self.data = config, folder, data
+        self.device, self.size, self.emit, self.should_stop = device, size, emit, should_stop
+        self.precision = Precision(device, config.amp)
+        memory_format = torch.channels_last if self.precision.channels_last else None
+        self.model = model.to(device, memory_format=memory_format or torch.preserve_format)
+        self.freeze = min(config.freeze_epochs, config.epochs) if model.pretrained_source else 0
+        if config.freeze_epochs and not model.pretrained_source:
+            emit({"type": "message", "text": "no pretrained weights: every layer trains from "
+                  "the first epoch (freeze_epochs ignored)"})
+        self.epoch = 0
+        self.finished = False
+        self.state = EpochState()
+        self.best = Best()
+        self.batch_size, self.accumulate = config.batch_size, config.accumulate
+        self.phase = 0
+        self.stepper: Stepper | None = None
+        self._pending: dict[str, Any] | None = None
+        self.reader = BatchReader(data, device)
+        weight = None
+        if config.class_balance == "weights" or (
+                config.class_balance == "sampler" and data.task == "multilabel"):
+            weight = loss_weights(data).to(device)
+        if config.class_balance == "sampler" and data.task == "multilabel":
+            emit({"type": "message", "text": "a balanced sampler needs one class per image: "
+                  "multi-label training uses per-class loss weights instead"})
+        self.train_loss = make_loss(data.task, weight)
+        self.eval_loss = make_loss(data.task)
+        self.generator = torch.Generator(device=device)
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.epoch = int(checkpoint["epoch"])
+        self.finished = bool(checkpoint["finished"])
+        self.freeze = int(checkpoint["freeze_epochs"])
+        self.state = EpochState(int(checkpoint["pos"]), float(checkpoint["train_loss_sum"]),
+                                int(checkpoint["train_seen"]), checkpoint["rng"])
+        self.best = Best(**checkpoint["best"])
+        self.batch_size = int(checkpoint["batch_size"])
+        self.accumulate = int(checkpoint["accumulate"])
+        self._pending = checkpoint
+        try:
+            rng_restore(checkpoint["rng"], self.generator)
+        except RuntimeError:
+            self.emit({"type": "message", "text": "the run was saved on another device: its "
+                       "random state is not restored, so augmentations will differ"})
+        self.folder.truncate_metrics(self.epoch)
+
+    def metadata(self, record: dict[str, Any] | None) -> dict[str, Any]:
+        """What inference needs beside the weights, as JSON-able values."""
+        data, model = self.data, self.model
+        return jsonable({
+            "arch": self.config.arch, "task": data.task, "classes": data.classes,
+            "positive_class": data.spec.positive_class, "output_names": data.output_names,
+            "num_outputs": data.spec.num_outputs, "input_size": self.size,
+            "intensity_chain": INTENSITY_CHAIN, "threshold": self.config.threshold,
+            "dataset": self.config.dataset, "dataset_fingerprint": data.fingerprint(),
+            "training_scope": data.scope(), "train_images": len(data.train_rows),
+            "val_images": len(data.val_rows),
+            "pretrained_source": str(model.pretrained_source) if model.pretrained_source
+            else None,
+            "pretrained_note": model.pretrained_note, "epoch": self.epoch,
+            "val_auc": record.get("val_auc") if record else None,
+            "val_loss": record.get("val_loss") if record else None,
+            "cxr_desktop_version": __version__, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+
+    def _checkpoint(self, record: dict[str, Any] | None) -> dict[str, Any]:
+        stepper = self.stepper
+        assert stepper is not None
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": stepper.optimizer.state_dict(),
+            "scheduler": stepper.scheduler.state_dict(),
+            "scaler": self.precision.scaler.state_dict(),
+            "phase": self.phase, "epoch": self.epoch, "finished": self.finished,
+            "freeze_epochs": self.freeze, "pos": self.state.pos,
+            "train_loss_sum": self.state.loss_sum, "train_seen": self.state.seen,
+            "batch_size": stepper.batch_size, "accumulate": stepper.accumulate,
+            "best": asdict(self.best), "rng": self.state.rng,
+            "config": self.config.to_dict(), "metadata": self.metadata(record),
+        }
+
+    # --- phases ---------------------------------------------------------------------------
+    def _stepper_for(self, epoch: int) -> Stepper:
+        phase = 1 if epoch < self.freeze else 2
+        if self.stepper is not None and phase == self.phase:
+            return self.stepper
+        config = self.config
+        if phase == 1:
+            self.model.freeze_backbone()
+            lr, phase_epochs = config.lr, self.freeze
+        else:
+            self.model.unfreeze()
+            lr = config.lr / 2 if self.freeze else config.lr
+            phase_epochs = config.epochs - self.freeze
+        groups = self.model.param_groups(lr, config.lr_mult_early)
+        optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
+        total = phase_epochs * steps_per_epoch(len(self.data.train_rows), config.batch_size,
+                                               config.accumulate)
+        scheduler = make_scheduler(optimizer, config.schedule, total,
+                                   [float(g["lr"]) for g in groups])
+        pending, self._pending = self._pending, None
+        if pending is not None and int(pending["phase"]) == phase:
+            optimizer.load_state_dict(pending["optimizer"])
+            scheduler.load_state_dict(pending["scheduler"])
+            self.precision.scaler.load_state_dict(pending["scaler"])
+        self.phase = phase
+        self.stepper = Stepper(self.model, optimizer, scheduler, total, self.train_loss,
+                               self.precision, config.augment, self.generator,
+                               self.batch_size, self.accumulate)
+        return self.stepper
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> str:
+        """Train the remaining epochs; ``done`` or ``stopped``."""
+        if self.finished:
+            self.emit({"type": "message", "text": "this run is already complete"})
+            return "done"
+        config, data = self.config, self.data
+        self.emit({"type": "message", "text": (
+            f"training {config.arch} at {self.size} px on {self.device} "
+            f"({self.precision.name}): {len(data.train_rows)} training, "
+            f"{len(data.val_rows)} validation images, epochs {self.epoch + 1}-{config.epochs}")})
+        first = self.epoch
+        try:
+            for epoch in range(first, config.epochs):
+                if epoch > first and self.should_stop():
+                    self.emit({"type": "message", "text": f"stopped after epoch {epoch}: "
+                               "resume to go on"})
+                    return "stopped"
+                if not self._one_epoch(epoch):
+                    return "stopped"
+                if self.finished:
+                    break
+        finally:
+            self.reader.close()
+        return "done"
+
+    def _one_epoch(self, epoch: int) -> bool:
+        config, data = self.config, self.data
+        stepper = self._stepper_for(epoch)
+        if self.state.pos == 0:
+            self.generator.manual_seed(config.seed * 1_000_003 + epoch + 1)
+        order = epoch_order(data, config.class_balance, config.seed, epoch)
+        started, seen_before = time.perf_counter(), self.state.seen
+        completed = train_one_epoch(
+            stepper, self.reader, order, self.state, epoch=epoch + 1,
+            log_every=config.log_every_n_batches, emit=self.emit,
+            should_stop=self.should_stop)
+        self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
+        if not completed:
+            save_checkpoint(self.folder.last_path, self._checkpoint(None))
+            self.emit({"type": "message", "text": f"stopped in epoch {epoch + 1}: "
+                       f"{self.folder.last_path} saved, resume to go on"})
+            return False
+        train_s = time.perf_counter() - started
+        metrics = evaluate(self.model, self.reader, data, self.eval_loss, self.precision,
+                           stepper.batch_size, config.threshold)
+        epoch_s = time.perf_counter() - started
+        record = {
+            "epoch": epoch + 1, "epochs": config.epochs, "phase": self.phase,
+            "train_loss": self.state.train_loss, **metrics, "lr": stepper.lr,
+            "epoch_s": epoch_s,
+            "images_per_s": (self.state.seen - seen_before) / max(train_s, 1e-9),
+            "batch_size": stepper.batch_size,
+        }
+        self.epoch = epoch + 1
+        improved = self.best.update(self.epoch, metrics["val_auc"], metrics["val_loss"])
+        patience = config.early_stop_patience
+        early = bool(patience) and self.best.bad_epochs >= patience
+        self.finished = early or self.epoch == config.epochs
+        self.state = EpochState(rng=rng_snapshot(self.generator))
+        self.folder.append_metrics(record)
+        checkpoint = self._checkpoint(record)
+        if improved:
+            save_checkpoint(self.folder.best_path, checkpoint)
+        save_checkpoint(self.folder.last_path, checkpoint)
+        self.emit(jsonable({"type": "epoch", **record, "best": improved,
+                            "best_epoch": self.best.epoch}))
+        if early and self.epoch < config.epochs:
+            self.emit({"type": "message", "text": (
+                f"early stop after epoch {self.epoch}: no better validation AUC for "
+                f"{patience} epoch(s); best epoch {self.best.epoch}")})
+        return True
