@@ -1,0 +1,84 @@
+"""``cxr-desktop predict``: JSON lines for good and broken files, overlays, exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxr_desktop.cli import main
+from cxr_desktop.core.io import INTENSITY_CHAIN
+from cxr_desktop.core.models import build_model
+from cxr_desktop.core.runs import save_checkpoint
+
+KEYS = {"path", "probabilities", "top_class", "in_scope", "scope_reason", "cam_peak", "ms",
+        "error"}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A chest model's run folder (untrained weights: the CLI, not the model, is tested)."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, "none")
+    metadata = {"arch": "small_cnn", "task": "binary", "classes": ["normal", "abnormal"],
+                "output_names": ["abnormal"], "num_outputs": 1, "input_size": 64,
+                "threshold": 0.5, "intensity_chain": INTENSITY_CHAIN, "epoch": 1, "saved": "t",
+                "training_scope": {"modalities": {"CR": 9}, "body_parts": {"CHEST": 9},
+                                   "views": {}}}
+    save_checkpoint(tmp_path / "run" / "best.pt", {"model": model.state_dict(),
+                                                   "metadata": metadata})
+    torch.save(model.state_dict(), tmp_path / "weights.pth")
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def images(tmp_path, testdata):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(testdata("RG1_UNCI.dcm"), folder / "chest.dcm")
+    shutil.copy(testdata("RG3_UNCI.dcm"), folder / "sub" / "tibia.dcm")
+    (folder / "broken.dcm").write_bytes(b"DICM" * 10)
+    return folder
+
+
+@pytest.mark.filterwarnings("ignore:Expected implicit VR")
+def test_predict_reports_every_file_writes_overlays_and_exits_1(run_dir, images, tmp_path,
+                                                                capsys):
+    out = tmp_path / "overlays"
+    code = main(["predict", str(run_dir), str(images), "--json", "--cam", "gradcam",
+                 "--cam-out", str(out), "--device", "cpu"])
+    assert code == 1
+    records = {r["path"].rsplit("/", 1)[-1]: r
+               for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(records) == {"chest.dcm", "tibia.dcm", "broken.dcm"}
+    assert all(set(r) >= KEYS for r in records.values())
+    broken = records["broken.dcm"]
+    assert broken["error"] and "broken.dcm" in broken["error"] and broken["probabilities"] is None
+    chest, tibia = records["chest.dcm"], records["tibia.dcm"]
+    for record, (rows, columns) in ((chest, (1955, 1841)), (tibia, (1760, 1760))):
+        assert record["error"] is None and record["ms"] > 0
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0)
+        x, y = record["cam_peak"]
+        assert 0 <= x < columns and 0 <= y < rows
+        overlay = np.asarray(Image.open(record["overlay"]))
+        assert overlay.shape == (rows, columns, 3)
+    assert chest["in_scope"] and not tibia["in_scope"] and "EXTREMITY" in tibia["scope_reason"]
+    assert sorted(p.name for p in out.iterdir()) == ["chest_gradcam.png", "tibia_gradcam.png"]
+
+
+def test_predict_without_cam_on_a_bare_weights_file(run_dir, images, capsys):
+    weights = run_dir.parent / "weights.pth"
+    assert main(["predict", str(weights), str(images / "chest.dcm")]) == 1
+    assert "--arch" in capsys.readouterr().err
+    code = main(["predict", str(weights), str(images / "chest.dcm"), "--arch", "small_cnn",
+                 "--classes", "normal,abnormal", "--size", "64", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    record = json.loads(captured.out)
+    assert record["cam_peak"] is None and record["error"] is None
+    assert set(record["probabilities"]) == {"normal", "abnormal"}
+    assert "intensity chain" in captured.err  # a bare file cannot say how it was trained
