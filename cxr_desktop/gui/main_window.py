@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
     def _on_dataset_opened(self, spec) -> None:
         remember_recent("datasets", str(spec.source.get("path") or spec.root))
         self.training_tab.set_dataset(spec)
+        self.viewer_tab.annotations.set_labels(spec.classes, default=spec.positive_class)
 
     def _probe_device(self) -> None:
         self.runner.submit("device", describe_device, done=self._on_device, failed=self.show_status)
@@ -122,5 +123,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.training_tab.shutdown()
+        self.dataset_tab.shutdown()
+        self.viewer_tab.shutdown()
         self.runner.shutdown()
         super().closeEvent(event)

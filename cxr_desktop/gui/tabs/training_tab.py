@@ -1,13 +1,59 @@
-"""Training tab: the dataset and the device a run will use."""
+"""Training tab: settings with sensible defaults, Start/Stop/Resume, the LR finder, live
+curves, and the run history from the registry. The engine runs in a QThread worker."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+import math
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.device import DeviceInfo
+from cxr_desktop.core.models import ARCHITECTURES
+from cxr_desktop.core.runs.folder import RunFolder
+from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
+from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
+from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
+from cxr_desktop.gui.engine_worker import EngineRunner
+from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.workers import TaskRunner
+
+HISTORY_COLUMNS = ("Created", "Architecture", "Dataset", "Status", "Epochs", "Best val AUC")
+PRETRAINED_CHOICES = ("auto", "none", "choose file...")
+# Batch events every 2 batches: even a small dataset draws a curve; the plots redraw from a
+# timer, so a fast GPU cannot flood the GUI thread.
+GUI_LOG_EVERY = 2
+
+
+def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
 
 
 class TrainingTab(QWidget):
@@ -16,19 +62,286 @@ class TrainingTab(QWidget):
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runner = runner
+        self.engine = EngineRunner(self)
         self.spec: DatasetSpec | None = None
+        self.run_dir: Path | None = None
+        self._started = 0.0
+        self._epochs = 1
+        self._pretrained_file = ""
         self.dataset_label = QLabel("none: open one in the Dataset tab")
+        self.dataset_label.setWordWrap(True)
         self.device_label = QLabel("probing...")
-        form = QFormLayout(self)
+        self.arch = QComboBox()
+        for name, info in ARCHITECTURES.items():
+            self.arch.addItem(f"{info.label}", name)
+        self.arch.setCurrentIndex(self.arch.findData("efficientnet_lite0"))
+        self.arch.setToolTip("Backbone. ImageNet weights are used when found on this machine "
+                             "(see resources/weights/README.md); small_cnn trains from scratch.")
+        self.size = _spin(0, 1024, 0, "Input size in pixels; 0 = the architecture's default "
+                          "(224, or 299 for Inception-v3). Smaller is faster.")
+        self.epochs = _spin(1, 500, 10, "Epochs in all, frozen ones included")
+        self.freeze = _spin(0, 50, 1, "Epochs with the pretrained backbone frozen (only the "
+                            "new head trains), then everything with lower LRs early on")
+        self.batch = _spin(1, 1024, 32, "Images per batch; halved automatically on a CUDA "
+                           "out-of-memory error")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(1e-3)
+        self.lr.setToolTip("Peak learning rate of the one-cycle schedule; the LR finder "
+                           "suggests one")
+        self.pretrained = QComboBox()
+        self.pretrained.addItems(PRETRAINED_CHOICES)
+        self.pretrained.setToolTip("auto: ImageNet weights when found, else from scratch; "
+                                   "none: from scratch; or a .pth/.safetensors file")
+        self.augment = QCheckBox("Augment (rotation, zoom, shift, brightness/contrast)")
+        self.augment.setChecked(True)
+        self.flip = QCheckBox("Horizontal flip")
+        self.flip.setToolTip("Off by default: the heart is on the left of a chest film")
+        form = QFormLayout()
         form.addRow("Dataset:", self.dataset_label)
         form.addRow("Device:", self.device_label)
+        form.addRow("Architecture:", self.arch)
+        form.addRow("Image size:", self.size)
+        form.addRow("Epochs:", self.epochs)
+        form.addRow("Frozen epochs:", self.freeze)
+        form.addRow("Batch size:", self.batch)
+        form.addRow("Learning rate:", self.lr)
+        form.addRow("Pretrained:", self.pretrained)
+        form.addRow(self.augment)
+        form.addRow(self.flip)
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume selected")
+        self.lr_button = QPushButton("Find LR")
+        self.lr_button.setToolTip("Exponential LR sweep on the training split; sets the LR")
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.resume_button, self.lr_button):
+            buttons.addWidget(button)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        settings_box = QGroupBox("Run")
+        settings_layout = QVBoxLayout(settings_box)
+        settings_layout.addLayout(form)
+        settings_layout.addLayout(buttons)
+        settings_layout.addWidget(self.progress)
+        settings_layout.addWidget(self.message)
+        settings_layout.addStretch(1)
+        self.plots = TrainingPlots()
+        self.history = QTableWidget(0, len(HISTORY_COLUMNS))
+        self.history.setHorizontalHeaderLabels(HISTORY_COLUMNS)
+        self.history.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history.horizontalHeader().setStretchLastSection(True)
+        self.lr_plot = pg.PlotWidget(background="w", title="LR finder")
+        self.lr_plot.setLogMode(x=True)
+        self.lr_plot.setLabel("bottom", "learning rate")
+        self.lr_plot.setLabel("left", "smoothed loss")
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.addTab(self.history, "Run history")
+        self.bottom_tabs.addTab(self.lr_plot, "LR finder")
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.plots)
+        right.addWidget(self.bottom_tabs)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        body = QSplitter()
+        body.addWidget(settings_box)
+        body.addWidget(right)
+        body.setStretchFactor(1, 3)
+        self.pages = QTabWidget()
+        self.pages.addTab(body, "Train")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.pages)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume_selected)
+        self.lr_button.clicked.connect(self.find_lr)
+        self.pretrained.activated.connect(self._on_pretrained_choice)
+        self.history.itemSelectionChanged.connect(self._on_history_selected)
+        self.engine.event.connect(self._on_event)
+        self.engine.done.connect(self._on_done)
+        self.engine.failed.connect(self._on_failed)
+        self.engine.running_changed.connect(self._on_running_changed)
+        self._on_running_changed(False)
+        self.refresh_history()
 
+    # Inputs ------------------------------------------------------------------------------
     def set_dataset(self, spec: DatasetSpec) -> None:
         self.spec = spec
-        self.dataset_label.setText(f"{spec.root} ({len(spec.items)} images, {spec.task})")
+        summary = spec.summary()["splits"]
+        counts = ", ".join(f"{name} {info['images']}" for name, info in summary.items())
+        self.dataset_label.setText(f"{spec.root.name}: {spec.task}, "
+                                   f"{', '.join(spec.classes)} ({counts})")
+        self._on_running_changed(self.engine.is_running())
 
     def set_device(self, device: DeviceInfo) -> None:
         self.device_label.setText(device.label)
 
+    def _on_pretrained_choice(self, index: int) -> None:
+        if PRETRAINED_CHOICES[index] != "choose file...":
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Pretrained weights", "",
+                                              "Weights (*.pth *.pt *.bin *.safetensors)")
+        if path:
+            self._pretrained_file = path
+            self.pretrained.setItemText(index, Path(path).name)
+        else:
+            self.pretrained.setCurrentIndex(0)
+
+    def config(self) -> TrainConfig:
+        """The run the form describes."""
+        if self.spec is None:
+            raise ValueError("no dataset")
+        choice = PRETRAINED_CHOICES[min(self.pretrained.currentIndex(), 2)]
+        pretrained = self._pretrained_file if choice == "choose file..." else choice
+        augment = (AugmentSettings(flip=self.flip.isChecked()) if self.augment.isChecked()
+                   else AugmentSettings.none())
+        return TrainConfig(
+            dataset=str(self.spec.source.get("path") or self.spec.root),
+            dataset_options=dict(self.spec.source.get("options") or {}),
+            arch=self.arch.currentData(), size=self.size.value(), epochs=self.epochs.value(),
+            batch_size=self.batch.value(), lr=self.lr.value(),
+            freeze_epochs=self.freeze.value(), pretrained=pretrained, augment=augment,
+            log_every_n_batches=GUI_LOG_EVERY,
+        )
+
+    # Jobs --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.spec is None or self.engine.is_running():
+            return
+        config, spec = self.config(), self.spec
+        self.plots.clear()
+        self._begin(f"Training {config.arch} on {spec.root.name}...", config.epochs)
+        self.engine.start(lambda emit, stop: fit(config, emit, stop, spec=spec))
+
+    def resume_selected(self) -> None:
+        record = self.selected_run()
+        if record is None or self.engine.is_running():
+            return
+        run_dir = record.run_dir
+        folder = RunFolder(run_dir)
+        self.plots.show_history(folder.read_metrics())
+        self._begin(f"Resuming {Path(run_dir).name}...", folder.read_config().epochs)
+        self.engine.start(lambda emit, stop: resume(run_dir, emit, stop))
+
+    def find_lr(self) -> None:
+        if self.spec is None or self.engine.is_running():
+            return
+        config, spec = self.config(), self.spec
+        self.lr_plot.clear()
+        self.bottom_tabs.setCurrentWidget(self.lr_plot)
+        self._begin("Finding a learning rate...", 1)
+        self.engine.start(lambda emit, stop: find_lr(config, emit, stop, spec=spec))
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.message.setText("Stopping: saving a checkpoint...")
+
+    def _begin(self, text: str, epochs: int) -> None:
+        self._started = time.monotonic()
+        self._epochs = max(epochs, 1)
+        self.message.setText(text)
+        self.status_message.emit(text)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting...")
+
+    # Events from the engine (GUI thread) -------------------------------------------------
+    @Slot(object)
+    def _on_event(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "batch":
+            self.plots.add_batch(event["epoch"], event["progress"], event["loss"])
+            self._show_progress(event["epoch"], event["progress"], event.get("images_per_s"))
+        elif kind == "epoch":
+            self.plots.add_epoch(event)
+            self._show_progress(event["epoch"], 0.0, event.get("images_per_s"))
+            auc = event.get("val_auc")
+            self.message.setText(f"Epoch {event['epoch']}/{event['epochs']}: val AUC "
+                                 f"{auc if auc is None else round(auc, 4)}, val loss "
+                                 f"{event.get('val_loss', float('nan')):.4f}")
+        elif kind == "cache":
+            total = max(int(event["total"]), 1)
+            self.progress.setValue(int(1000 * event["done"] / total))
+            self.progress.setFormat(f"preparing images {event['done']}/{total}")
+        elif kind == "message":
+            self.message.setText(event["text"])
+            self.status_message.emit(event["text"])
+        elif kind == "lr_find":
+            self.progress.setFormat("LR sweep...")
+
+    def _show_progress(self, epoch: int, progress: float, images_per_s: float | None) -> None:
+        epochs = self._epochs
+        done = min(max((epoch + progress) / epochs, 0.0), 1.0)
+        self.progress.setValue(int(done * 1000))
+        elapsed = time.monotonic() - self._started
+        eta = elapsed * (1 - done) / done if done > 0 else 0.0
+        speed = f" · {images_per_s:.0f} img/s" if images_per_s else ""
+        self.progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs} · "
+                                f"{done:.0%}{speed} · ETA {int(eta // 60)}:{int(eta % 60):02d}")
+
+    @Slot(object)
+    def _on_done(self, result: object) -> None:
+        if isinstance(result, LrFinderResult):
+            self.lr_plot.plot(result.lrs, result.losses, pen=pg.mkPen("#4c72b0", width=2))
+            self.lr_plot.addItem(pg.InfiniteLine(pos=math.log10(max(result.suggested_lr, 1e-12)),
+                                                 angle=90, pen=pg.mkPen("#c44e52")))
+            self.lr.setValue(result.suggested_lr)
+            text = f"Suggested learning rate: {result.suggested_lr:.2e} (set above)"
+        else:
+            self.run_dir = Path(result.run_dir)
+            auc = "n/a" if result.best_val_auc is None else f"{result.best_val_auc:.4f}"
+            text = (f"Run {result.status}: {result.epochs_done}/{result.epochs} epochs, best "
+                    f"val AUC {auc} (epoch {result.best_epoch}) in {self.run_dir}")
+        self.message.setText(text)
+        self.status_message.emit(text)
+        self.progress.setFormat("idle")
+        self.refresh_history()
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.message.setText(message)
+        self.status_message.emit(message)
+        self.progress.setFormat("failed")
+        self.refresh_history()
+
+    @Slot(bool)
+    def _on_running_changed(self, running: bool) -> None:
+        has_data = self.spec is not None
+        self.start_button.setEnabled(has_data and not running)
+        self.lr_button.setEnabled(has_data and not running)
+        self.resume_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    # Run history -------------------------------------------------------------------------
+    def refresh_history(self) -> None:
+        self.records = RunRegistry().list()
+        self.history.setRowCount(len(self.records))
+        for row, record in enumerate(self.records):
+            auc = "" if record.best_val_auc is None else f"{record.best_val_auc:.4f}"
+            cells = (record.created, record.arch, Path(record.dataset).name, record.status,
+                     f"{record.epochs_done}/{record.epochs}", auc)
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(record.run_dir)
+                self.history.setItem(row, column, item)
+        self.history.resizeColumnsToContents()
+
+    def selected_run(self) -> RunRecord | None:
+        rows = self.history.selectionModel().selectedRows()
+        return self.records[rows[0].row()] if rows else None
+
+    def _on_history_selected(self) -> None:
+        record = self.selected_run()
+        if record is not None and not self.engine.is_running():
+            self.plots.show_history(RunFolder(record.run_dir).read_metrics())
+
     def shutdown(self) -> None:
-        """Nothing runs here yet that must be stopped."""
+        self.engine.shutdown()

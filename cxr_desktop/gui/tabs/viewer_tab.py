@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from cxr_desktop.core.io import Radiograph, load_image
 from cxr_desktop.core.io.window import full_range_window, percentile_window
+from cxr_desktop.gui.widgets.annotation_panel import AnnotationPanel
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
+from cxr_desktop.gui.widgets.model_panel import ModelPanel
 from cxr_desktop.gui.workers import TaskRunner
 
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ""}
 PRESETS = ("File default", "Full range", "Auto (0.5-99.5%)", "Lung (dark range)",
            "Bone (bright range)")
 
@@ -46,15 +53,40 @@ class ViewerTab(QWidget):
             toolbar.addWidget(widget)
         toolbar.addStretch(1)
         self.info = QFormLayout()
+        self.show_phi = QCheckBox("Show patient data (PHI)")
+        self.show_phi.setToolTip("Patient and study identifiers stay hidden until you ask")
         info_box = QWidget()
-        info_box.setLayout(self.info)
-        info_box.setMinimumWidth(220)
+        info_layout = QVBoxLayout(info_box)
+        info_layout.addLayout(self.info)
+        info_layout.addWidget(self.show_phi)
+        info_layout.addStretch(1)
+        self.folder_list = QListWidget()
+        self.folder_list.setToolTip("Images in this folder: Page Down / Page Up for next and "
+                                    "previous")
+        self.annotations = AnnotationPanel(self.canvas)
+        self.addActions(self.annotations.toolbar.shortcut_actions())
+        self.model_panel = ModelPanel(self.canvas, runner)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.model_panel, "Model")
+        self.side_tabs.addTab(info_box, "Info")
+        self.side_tabs.addTab(self.annotations, "Annotations")
+        self.side_tabs.addTab(self.folder_list, "Folder")
+        self.setAcceptDrops(True)
+        for text, keys, slot in (("Toggle CAM", "C", self.model_panel.show_cam.toggle),
+                                 ("Next image", "PgDown", self.next_image),
+                                 ("Previous image", "PgUp", self.previous_image)):
+            action = QAction(text, self, shortcut=keys)
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+        self.side_tabs.setMinimumWidth(260)
         splitter = QSplitter()
         splitter.addWidget(self.canvas)
-        splitter.addWidget(info_box)
+        splitter.addWidget(self.side_tabs)
         splitter.setStretchFactor(0, 4)
         layout = QVBoxLayout(self)
         layout.addLayout(toolbar)
+        layout.addWidget(self.annotations.toolbar)
         layout.addWidget(splitter, 1)
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.invert.toggled.connect(self.canvas.set_inverted)
@@ -62,6 +94,11 @@ class ViewerTab(QWidget):
         one.clicked.connect(self.canvas.one_to_one)
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.window_changed.connect(self._on_window_changed)
+        self.annotations.status_message.connect(self.status_message)
+        self.model_panel.status_message.connect(self.status_message)
+        self.show_phi.toggled.connect(self._refresh_info)
+        self.folder_list.itemActivated.connect(self._on_folder_item)
+        self.folder_list.itemClicked.connect(self._on_folder_item)
 
     @property
     def radiograph(self) -> Radiograph | None:
@@ -72,11 +109,68 @@ class ViewerTab(QWidget):
         self._runner.submit("viewer.load", load_image, str(path),
                             done=self._on_loaded, failed=self._on_failed)
 
+    def open_with_model(self, path: str | Path, run_dir: str | Path) -> None:
+        """Open an image with a run's model and its CAM (from the evaluation's top losses)."""
+        self.model_panel.load_model(run_dir)
+        self.model_panel.show_cam.setChecked(True)
+        self.side_tabs.setCurrentWidget(self.model_panel)
+        self.open_image(path)
+
+    def next_image(self) -> None:
+        self._step(1)
+
+    def previous_image(self) -> None:
+        self._step(-1)
+
+    def _step(self, delta: int) -> None:
+        count = self.folder_list.count()
+        if count:
+            row = min(max(self.folder_list.currentRow() + delta, 0), count - 1)
+            self.folder_list.setCurrentRow(row)
+            self.open_image(self.folder_list.item(row).data(Qt.ItemDataRole.UserRole))
+
+    def _on_folder_item(self, item: QListWidgetItem) -> None:
+        path = item.data(Qt.ItemDataRole.UserRole)
+        if self.radiograph is None or Path(self.radiograph.path) != Path(path):
+            self.open_image(path)
+
+    def _list_folder(self, path: Path) -> None:
+        folder = path.parent
+        if self.folder_list.property("folder") != str(folder):
+            self.folder_list.clear()
+            self.folder_list.setProperty("folder", str(folder))
+            files = sorted(p for p in folder.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith("."))
+            for file in files:
+                item = QListWidgetItem(file.name)
+                item.setData(Qt.ItemDataRole.UserRole, str(file))
+                self.folder_list.addItem(item)
+        for row in range(self.folder_list.count()):
+            if self.folder_list.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.folder_list.setCurrentRow(row)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        urls = event.mimeData().urls()
+        if urls:
+            self.open_image(urls[0].toLocalFile())
+
+    def shutdown(self) -> None:
+        """Save the current image's unsaved annotations (the window calls this on close)."""
+        self.annotations.autosave()
+
     def _on_loaded(self, radiograph: Radiograph) -> None:
+        self.annotations.set_image(radiograph.path, (radiograph.rows, radiograph.columns))
         self.canvas.set_radiograph(radiograph)
         self.preset.setCurrentIndex(0)
         self._apply_preset(0)
-        self._show_info(radiograph)
+        self._refresh_info()
+        self._list_folder(Path(radiograph.path))
+        self.model_panel.request_prediction()
         notes = "; ".join(radiograph.notes)
         self.status_message.emit(f"Opened {Path(radiograph.path).name}" +
                                  (f" ({notes})" if notes else ""))
@@ -106,11 +200,18 @@ class ViewerTab(QWidget):
     def _on_hover(self, col: int, row: int, value: float) -> None:
         self.status_message.emit(f"x {col}  y {row}  value {value:g}")
 
-    def _show_info(self, radiograph: Radiograph) -> None:
+    def _refresh_info(self) -> None:
+        radiograph = self.radiograph
         while self.info.rowCount():
             self.info.removeRow(0)
-        for key, value in radiograph.describe().items():
+        if radiograph is None:
+            return
+        for key, value in radiograph.describe(show_phi=self.show_phi.isChecked()).items():
             if key in ("path", "notes"):
+                continue
+            if key == "phi":
+                for name, text in value.items():
+                    self.info.addRow(f"{name}:", QLabel(text))
                 continue
             self.info.addRow(key.replace("_", " ") + ":", QLabel("-" if value is None
                                                                 else str(value)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from cxr_desktop.core.io import Radiograph, to_display
@@ -14,7 +14,9 @@ class ImageCanvas(QWidget):
     """Zoom with the wheel, pan with the left button, window/level with a right drag.
 
     The image is handed to pyqtgraph as a contiguous uint8 array made by ``to_display`` with
-    explicit levels, so what is shown is exactly what the model is given.
+    explicit levels, so what is shown is exactly what the model is given. View coordinates
+    are image pixel coordinates (column, row), which the annotation layer draws in; with a
+    drawing tool active that layer takes the left button (see ``annotation_layer``).
     """
 
     hovered = Signal(int, int, float)  # column, row, pixel value (modality units)
@@ -31,6 +33,13 @@ class ImageCanvas(QWidget):
         self.view_box.setMenuEnabled(False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
+        # The CAM overlay: a float map in [0, 1] on the image's own grid, coloured by a
+        # lookup table, so opacity and colour map change without recomputing anything.
+        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item.setZValue(5)
+        self.overlay_item.setVisible(False)
+        self.view_box.addItem(self.overlay_item, ignoreBounds=True)
+        self.set_overlay_style(0.4, "turbo")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view_widget)
@@ -40,6 +49,7 @@ class ImageCanvas(QWidget):
     def set_radiograph(self, radiograph: Radiograph) -> None:
         self.radiograph = radiograph
         self.window = None
+        self.overlay_item.setVisible(False)
         self._render()
         self.fit()
 
@@ -49,6 +59,22 @@ class ImageCanvas(QWidget):
         self._render()
         shown = window or (self.radiograph.window if self.radiograph else (0.0, 1.0))
         self.window_changed.emit(float(shown[0]), float(shown[1]))
+
+    def set_overlay(self, heatmap: np.ndarray | None) -> None:
+        """Show a (rows, columns) map in [0, 1] over the image; ``None`` hides it."""
+        if heatmap is None:
+            self.overlay_item.setVisible(False)
+            return
+        self.overlay_item.setImage(np.ascontiguousarray(heatmap, dtype=np.float32),
+                                   levels=(0.0, 1.0), autoLevels=False)
+        self.overlay_item.setVisible(True)
+
+    def set_overlay_style(self, opacity: float, colormap: str) -> None:
+        """Colours from ``colormap``; alpha rises with the map so quiet areas stay clear."""
+        lut = pg.colormap.get(colormap).getLookupTable(0.0, 1.0, 256, alpha=True)
+        lut[:, 3] = np.clip(np.linspace(0.0, 1.6, 256), 0.0, 1.0) * 255
+        self.overlay_item.setLookupTable(lut)
+        self.overlay_item.setOpacity(float(opacity))
 
     def set_inverted(self, inverted: bool) -> None:
         self.inverted = inverted
@@ -72,6 +98,23 @@ class ImageCanvas(QWidget):
         self.view_box.setRange(xRange=(center.x() - width / 2, center.x() + width / 2),
                                yRange=(center.y() - height / 2, center.y() + height / 2),
                                padding=0.0)
+
+    def to_image(self, widget_pos: QPointF | QPoint) -> tuple[float, float]:
+        """Image pixel coordinates (column, row; 0 at the image's outer edge) of a point of
+        the view's viewport, whatever the zoom and pan."""
+        scene = self.view_widget.mapToScene(QPointF(widget_pos).toPoint())
+        point = self.view_box.mapSceneToView(scene)
+        return point.x(), point.y()
+
+    def from_image(self, x: float, y: float) -> QPoint:
+        """The viewport point that shows image coordinates ``(x, y)``."""
+        scene = self.view_box.mapViewToScene(QPointF(x, y))
+        return self.view_widget.mapFromScene(scene)
+
+    def pixel_size(self) -> float:
+        """Image pixels per screen pixel at the current zoom (the aspect ratio is locked)."""
+        width = self.view_box.width()
+        return float(self.view_box.viewRect().width() / width) if width > 0 else 1.0
 
     def _render(self) -> None:
         if self.radiograph is None:

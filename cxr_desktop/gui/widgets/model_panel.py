@@ -1,0 +1,254 @@
+"""The Viewer's Model page: pick a run, see its class probabilities, the scope warning and
+the CAM overlay. Prediction and CAM run in workers; the newest request wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cxr_desktop.core.infer.cam import CAM_METHODS, CamExplainer, CamResult
+from cxr_desktop.core.infer.predictor import Prediction, Predictor
+from cxr_desktop.core.io import Radiograph
+from cxr_desktop.core.runs.registry import RunRegistry
+from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
+from cxr_desktop.gui.workers import TaskRunner
+
+CAM_LABELS = {"cam": "CAM (no backward pass)", "gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++",
+              "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
+COLORMAPS = ("turbo", "inferno", "viridis", "magma")
+WARNING_STYLE = "background:#fff3cd; color:#664d03; padding:6px; border:1px solid #ffe69c;"
+
+
+def _predict_and_explain(predictor: Predictor, explainer: CamExplainer, radiograph: Radiograph,
+                         cam: dict | None) -> tuple[Prediction, CamResult | None]:
+    prediction = predictor.predict(radiograph)
+    result = explainer.explain(radiograph, prediction=prediction, **cam) if cam else None
+    return prediction, result
+
+
+def _explain(explainer: CamExplainer, radiograph: Radiograph, cam: dict) -> CamResult:
+    return explainer.explain(radiograph, **cam)
+
+
+class ModelPanel(QWidget):
+    status_message = Signal(str)
+
+    def __init__(self, canvas: ImageCanvas, runner: TaskRunner,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas, self._runner = canvas, runner
+        self.predictor: Predictor | None = None
+        self.explainer: CamExplainer | None = None
+        self.prediction: Prediction | None = None
+        self.cam_result: CamResult | None = None
+        self.run_choice = QComboBox()
+        self.run_choice.setToolTip("A run from the registry (its best checkpoint)")
+        refresh = QPushButton("↻")
+        refresh.setToolTip("Reload the run list")
+        refresh.setFixedWidth(32)
+        load_run = QPushButton("Use run")
+        browse = QPushButton("Run folder or checkpoint...")
+        pick = QHBoxLayout()
+        pick.addWidget(self.run_choice, 1)
+        pick.addWidget(refresh)
+        self.model_label = QLabel("No model loaded.")
+        self.model_label.setWordWrap(True)
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet(WARNING_STYLE)
+        self.warning.setVisible(False)
+        self.bars = pg.PlotWidget(background="w")
+        self.bars.setMinimumHeight(140)
+        self.bars.setMouseEnabled(False, False)
+        self.bars.setMenuEnabled(False)
+        self.bars.setXRange(0, 1)
+        self.bars.setLabel("bottom", "probability")
+        self.show_cam = QCheckBox("Show CAM overlay (C)")
+        self.method = QComboBox()
+        for name in CAM_METHODS:
+            self.method.addItem(CAM_LABELS.get(name, name), name)
+        self.target = QComboBox()
+        self.layer = QComboBox()
+        self.layer.setToolTip("The block whose feature maps explain the prediction")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.colormap = QComboBox()
+        self.colormap.addItems(COLORMAPS)
+        cam_form = QFormLayout()
+        cam_form.addRow(self.show_cam)
+        cam_form.addRow("Method:", self.method)
+        cam_form.addRow("Class:", self.target)
+        cam_form.addRow("Layer:", self.layer)
+        cam_form.addRow("Opacity:", self.opacity)
+        cam_form.addRow("Colours:", self.colormap)
+        layout = QVBoxLayout(self)
+        layout.addLayout(pick)
+        buttons = QHBoxLayout()
+        buttons.addWidget(load_run)
+        buttons.addWidget(browse)
+        layout.addLayout(buttons)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.warning)
+        layout.addWidget(self.bars)
+        layout.addLayout(cam_form)
+        layout.addStretch(1)
+        refresh.clicked.connect(self.refresh_runs)
+        load_run.clicked.connect(self._use_selected_run)
+        browse.clicked.connect(self._browse)
+        self.show_cam.toggled.connect(self._on_cam_settings)
+        self.method.currentIndexChanged.connect(self._on_cam_settings)
+        self.target.currentIndexChanged.connect(self._on_cam_settings)
+        self.layer.currentIndexChanged.connect(self._on_cam_settings)
+        self.opacity.valueChanged.connect(self._on_style)
+        self.colormap.currentIndexChanged.connect(self._on_style)
+        self._set_cam_enabled(False)
+        self.refresh_runs()
+
+    # Choosing a model --------------------------------------------------------------------
+    def refresh_runs(self) -> None:
+        self.run_choice.clear()
+        for record in RunRegistry().list():
+            if record.epochs_done > 0:
+                auc = "" if record.best_val_auc is None else f", AUC {record.best_val_auc:.3f}"
+                self.run_choice.addItem(f"{Path(record.run_dir).name} ({record.arch}{auc})",
+                                        record.run_dir)
+
+    def _use_selected_run(self) -> None:
+        run_dir = self.run_choice.currentData()
+        if run_dir:
+            self.load_model(run_dir)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Run folder")
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str | Path) -> None:
+        self.model_label.setText(f"Loading {Path(path).name}...")
+        self._runner.submit("viewer.model", Predictor.load, str(path),
+                            done=self._on_model_loaded, failed=self._on_failed)
+
+    def _on_model_loaded(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.explainer = CamExplainer(predictor)
+        meta = predictor.metadata
+        self.model_label.setText(
+            f"<b>{meta.get('arch')}</b> at {predictor.input_size} px, {predictor.task}: "
+            f"{', '.join(predictor.classes)}; threshold {predictor.threshold:.2f}<br>"
+            f"<small>{predictor.source}</small>")
+        for combo, items in ((self.target, self._target_names()),
+                             (self.layer, self.explainer.layers())):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(items)
+            combo.blockSignals(False)
+        self.layer.setCurrentText(predictor.model.default_cam_layer)
+        if not predictor.model.cam_exact and self.method.currentData() == "cam":
+            self.method.setCurrentIndex(self.method.findData("gradcam"))
+        self._set_cam_enabled(True)
+        self.status_message.emit(f"Model ready: {meta.get('arch')}")
+        self.request_prediction()
+
+    def _target_names(self) -> list[str]:
+        predictor = self.predictor
+        if predictor is None:
+            return []
+        if predictor.task == "binary":
+            return [predictor.output_names[0]] + [c for c in predictor.classes
+                                                  if c != predictor.output_names[0]]
+        return list(predictor.output_names)
+
+    # Predicting --------------------------------------------------------------------------
+    def cam_request(self) -> dict | None:
+        if not self.show_cam.isChecked():
+            return None
+        return {"method": self.method.currentData(), "target_class": self.target.currentText()
+                or None, "layer": self.layer.currentText() or None}
+
+    def request_prediction(self) -> None:
+        radiograph = self.canvas.radiograph
+        if self.predictor is None or radiograph is None:
+            return
+        self._runner.submit("viewer.predict", _predict_and_explain, self.predictor,
+                            self.explainer, radiograph, self.cam_request(),
+                            done=self._on_predicted, failed=self._on_failed)
+
+    def _on_predicted(self, result: tuple[Prediction, CamResult | None]) -> None:
+        self.prediction, cam = result
+        self._show_prediction(self.prediction)
+        self._show_cam(cam)
+
+    def _on_cam_settings(self) -> None:
+        radiograph = self.canvas.radiograph
+        request = self.cam_request()
+        if request is None:
+            self._runner.submit("viewer.cam", _none, done=self._show_cam, failed=self._on_failed)
+            return
+        if self.explainer is None or radiograph is None:
+            return
+        self._runner.submit("viewer.cam", _explain, self.explainer, radiograph, request,
+                            done=self._show_cam, failed=self._on_failed)
+
+    def _show_cam(self, cam: CamResult | None) -> None:
+        self.cam_result = cam
+        self.canvas.set_overlay(None if cam is None else cam.map)
+        if cam is not None:
+            peak = f", peak at x {cam.peak[0]}, y {cam.peak[1]}" if cam.peak else ""
+            self.status_message.emit(f"{CAM_LABELS.get(cam.method, cam.method)} for "
+                                     f"{cam.target_class} at {cam.layer} in {cam.ms:.0f} ms"
+                                     f"{peak}")
+
+    def _show_prediction(self, prediction: Prediction) -> None:
+        self.bars.clear()
+        names = list(prediction.probabilities)
+        values = [prediction.probabilities[n] for n in names]
+        colours = ["#c44e52" if n in prediction.positives else "#4c72b0" for n in names]
+        self.bars.addItem(pg.BarGraphItem(x0=0, y=list(range(len(names))), height=0.6,
+                                          width=values, brushes=colours))
+        for i, value in enumerate(values):
+            label = pg.TextItem(f"{value:.3f}", color="k", anchor=(0, 0.5))
+            label.setPos(min(value, 0.8) + 0.02, i)
+            self.bars.addItem(label)
+        if self.predictor is not None and self.predictor.task != "multiclass":
+            self.bars.addItem(pg.InfiniteLine(pos=prediction.threshold, angle=90,
+                                              pen=pg.mkPen("#333", style=Qt.PenStyle.DashLine)))
+        self.bars.getAxis("left").setTicks([list(enumerate(names))])
+        self.bars.setYRange(-0.6, len(names) - 0.4)
+        notes = list(self.predictor.warnings if self.predictor else [])
+        if not prediction.in_scope:
+            notes.insert(0, f"Out of scope: {prediction.scope_reason}. The model answers "
+                            "anyway; do not trust this prediction.")
+        self.warning.setText("\n".join(notes))
+        self.warning.setVisible(bool(notes))
+
+    def _on_style(self) -> None:
+        self.canvas.set_overlay_style(self.opacity.value() / 100.0, self.colormap.currentText())
+
+    def _set_cam_enabled(self, enabled: bool) -> None:
+        for widget in (self.show_cam, self.method, self.target, self.layer):
+            widget.setEnabled(enabled)
+
+    def _on_failed(self, message: str) -> None:
+        self.status_message.emit(message)
+        if self.predictor is None:
+            self.model_label.setText(message)
+
+
+def _none() -> None:
+    """An empty job on the CAM channel: it makes any CAM still computing stale."""
+    return None
