@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
         self.viewer_tab.image_loaded.connect(self._remember_image)
         self.dataset_tab.dataset_opened.connect(self._on_dataset_opened)
         self.dataset_tab.open_image_requested.connect(self.open_image)
+        self.training_tab.open_in_viewer.connect(self.open_with_model)
         self._build_menus()
         QTimer.singleShot(0, self._probe_device)
 
@@ -92,6 +93,11 @@ class MainWindow(QMainWindow):
     def open_image(self, path: str) -> None:
         self.tabs.setCurrentWidget(self.viewer_tab)
         self.viewer_tab.open_image(path)
+
+    @Slot(str, str)
+    def open_with_model(self, path: str, run_dir: str) -> None:
+        self.tabs.setCurrentWidget(self.viewer_tab)
+        self.viewer_tab.open_with_model(path, run_dir)
 
     def open_demo(self) -> None:
         self.dataset_tab.open_demo()

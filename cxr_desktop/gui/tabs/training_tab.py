@@ -38,6 +38,7 @@ from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
 from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
 from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
 from cxr_desktop.gui.engine_worker import EngineRunner
+from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.workers import TaskRunner
 
@@ -58,6 +59,7 @@ def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
 
 class TrainingTab(QWidget):
     status_message = Signal(str)
+    open_in_viewer = Signal(str, str)  # image path, run folder (from the top losses)
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,8 +157,11 @@ class TrainingTab(QWidget):
         body.addWidget(settings_box)
         body.addWidget(right)
         body.setStretchFactor(1, 3)
+        self.evaluation = EvaluationView(runner=runner)
         self.pages = QTabWidget()
         self.pages.addTab(body, "Train")
+        self.pages.addTab(self.evaluation, "Evaluate")
+        self.evaluation.open_in_viewer.connect(self.open_in_viewer)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.pages)
@@ -304,6 +309,7 @@ class TrainingTab(QWidget):
         self.status_message.emit(text)
         self.progress.setFormat("idle")
         self.refresh_history()
+        self.evaluation.refresh_runs()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -345,3 +351,4 @@ class TrainingTab(QWidget):
 
     def shutdown(self) -> None:
         self.engine.shutdown()
+        self.evaluation.shutdown()

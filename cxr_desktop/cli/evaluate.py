@@ -1,0 +1,132 @@
+"""``cxr-desktop evaluate RUN_DIR [RUN_DIR ...] DATASET``: runs on a held-out split.
+
+The last positional argument is the dataset (anything ``inspect`` accepts, opened with the
+same split options as ``train`` so the splits are the ones the runs were trained with); the
+others are run folders. With two runs or more the ensembles are evaluated too (all three
+methods unless ``--ensemble`` names one). ``--json`` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from cxr_desktop.core.data import FORMATS, open_dataset
+from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES
+from cxr_desktop.core.errors import CxrError
+from cxr_desktop.core.evaluate.options import DEFAULT_TEMPERATURE, METHODS, parse_threshold
+from cxr_desktop.core.train.config import DEVICES
+
+if TYPE_CHECKING:
+    from cxr_desktop.core.evaluate.evaluation import Evaluation
+    from cxr_desktop.core.evaluate.suite import EvaluationSet
+
+
+def _threshold(text: str) -> str | float:
+    try:
+        return parse_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate runs (and their ensembles) on a held-out split",
+        usage="cxr-desktop evaluate [options] RUN_DIR [RUN_DIR ...] DATASET",
+        description="ROC AUC with a 95% bootstrap interval, sensitivity, specificity, "
+                    "confusion matrix and the most confidently wrong images of one or more "
+                    "runs on a split of a dataset. The last argument is the dataset.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="run folders (with best.pt or last.pt), then the dataset")
+    parser.add_argument("--split", default="test",
+                        help="train, val, test or all (default: test)")
+    parser.add_argument("--ensemble", choices=(*METHODS, "all"), default="all",
+                        help="ensemble method for 2+ runs (default: all three)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help="softmax temperature of the AUC-weighted ensemble")
+    parser.add_argument("--threshold", type=_threshold, default="run",
+                        metavar="run|youden|sens:0.9|FLOAT",
+                        help="operating point: the run's, Youden's J, a target sensitivity "
+                             "or a number (default: run)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples of the AUC interval (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--report", metavar="DIR",
+                        help="write predictions.csv, summary.json, roc.png, confusion.png")
+    group = parser.add_argument_group("dataset options (as for `train`)")
+    group.add_argument("--format", choices=("auto", *FORMATS), default="auto")
+    group.add_argument("--val", type=float, default=0.1, metavar="FRACTION")
+    group.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
+    group.add_argument("--split-seed", type=int, default=0)
+    group.add_argument("--view")
+    group.add_argument("--uncertain", choices=UNCERTAIN_POLICIES)
+    group.add_argument("--blank", choices=BLANK_POLICIES)
+    parser.set_defaults(func=run)
+
+
+def _num(value: float | None, fmt: str = ".4f") -> str:
+    return "-" if value is None or value != value else format(value, fmt)
+
+
+def _line(name: str, evaluation: Evaluation) -> str:
+    low, high = evaluation.auc_ci
+    threshold = evaluation.threshold
+    shown = (_num(threshold, ".3f") if isinstance(threshold, float)
+             else "arg-max" if threshold is None else "per finding")
+    return (f"{name}: n={evaluation.n}  AUC {_num(evaluation.auc)} "
+            f"[{_num(low)}, {_num(high)}]  accuracy {_num(evaluation.accuracy)}  "
+            f"sensitivity {_num(evaluation.sensitivity)}  specificity "
+            f"{_num(evaluation.specificity)}  threshold {shown}")
+
+
+def _print_text(result: EvaluationSet) -> None:
+    for evaluation in result.members:
+        print(_line(evaluation.predictions.source, evaluation))
+    for name, evaluation in result.ensembles.items():
+        print(_line(f"ensemble {name}", evaluation))
+    headline = result.headline
+    if len(headline.per_class) > 1:
+        for item in headline.per_class:
+            print(f"  {item.name}: AUC {_num(item.auc)} [{_num(item.auc_ci[0])}, "
+                  f"{_num(item.auc_ci[1])}]  sensitivity {_num(item.counts.sensitivity)}  "
+                  f"specificity {_num(item.counts.specificity)}  n={item.n}")
+    for loss in headline.top_losses[:5]:
+        print(f"  wrong: {loss.path}  truth {loss.truth}, said {loss.predicted} "
+              f"(p={loss.probability:.3f})")
+
+
+def run(args: argparse.Namespace) -> int:
+    if len(args.paths) < 2:
+        raise CxrError(f"{args.paths[0]}: give one or more RUN_DIRs and then the DATASET")
+    # Imported here: torch, scikit-learn and matplotlib take seconds to import, and every
+    # subcommand's module is imported to build the parser.
+    from cxr_desktop.core.evaluate.report import write_report
+    from cxr_desktop.core.evaluate.suite import evaluate_runs
+
+    *run_dirs, dataset = args.paths
+    options = {"format": args.format, "val_fraction": args.val, "test_fraction": args.test,
+               "seed": args.split_seed, "view": args.view, "uncertain": args.uncertain,
+               "blank": args.blank}
+    spec = open_dataset(dataset, **options)
+    methods = METHODS if args.ensemble == "all" else (args.ensemble,)
+    result = evaluate_runs(run_dirs, spec, args.split, methods=methods,
+                           threshold=args.threshold, temperature=args.temperature,
+                           n_boot=args.bootstrap, seed=args.seed, device=args.device)
+    for note in result.headline.predictions.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.headline.predictions.excluded:
+        excluded = result.headline.predictions.excluded
+        print(f"{len(excluded)} unreadable image(s) left out, first: {excluded[0]}",
+              file=sys.stderr)
+    if args.report:
+        for path in write_report(args.report, result):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), sort_keys=True))
+    else:
+        _print_text(result)
+    return 0
