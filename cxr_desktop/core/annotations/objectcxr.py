@@ -83,7 +83,7 @@ def _parse_object(chunk: str, where: str, label: str) -> Shape:
         raise ValueError(
             f"{where}: a polygon needs an even number of at least 6 numbers, got {len(values)}"
         )
-    points = tuple(zip(values[0::2], values[1::2]))
+    points = tuple(zip(values[0::2], values[1::2], strict=True))
     return Shape(label, _CODE_TO_TYPE[code], points)
 
 
@@ -178,7 +178,7 @@ def read_objectcxr_csv(path: str | Path) -> dict[str, list[Shape]]:
 def write_objectcxr_csv(
     path: str | Path, mapping: Mapping[str, Iterable[Shape]], image_column: str = "image_name"
 ) -> Path:
-    """Write ``image_column,annotation`` rows (every field quoted) atomically, in the given order."""
+    """Write ``image_column,annotation`` rows (every field quoted) atomically, in order."""
     if image_column not in IMAGE_COLUMNS:
         raise ValueError(f"image_column must be one of {IMAGE_COLUMNS}, not {image_column!r}")
     buffer = io.StringIO()
