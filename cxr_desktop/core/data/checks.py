@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from cxr_desktop.core.data.imagescan import ImageRecord, near_duplicate_pairs, scan_images
+from cxr_desktop.core.data.imagescan import (
+    ImageRecord,
+    near_duplicate_pairs,
+    scan_images,
+    thumbnails_correlate,
+)
 from cxr_desktop.core.data.spec import DatasetSpec, ImageItem, Problem, split_order
 
 #: A split whose largest class is this many times its smallest is reported as imbalanced.
@@ -117,7 +122,8 @@ def _near_duplicates(items: list[ImageItem], good: list[ImageRecord]) -> list[Pr
         return i
 
     for a, b in near_duplicate_pairs([r.dhash for r in good]):
-        if good[a].digest != good[b].digest:
+        if good[a].digest != good[b].digest and thumbnails_correlate(good[a].thumb,
+                                                                     good[b].thumb):
             parent[find(a)] = find(b)
     clusters: dict[int, list[int]] = defaultdict(list)
     for position in range(len(good)):
