@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from cxr_desktop import __version__
 from cxr_desktop.core.errors import CxrError
@@ -39,11 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"{__name__}.{name}")
         if hasattr(module, "register"):
             module.register(subparsers)
+    parser.set_defaults(command_names=frozenset(subparsers.choices))
     return parser
 
 
+def _files_to_open(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Existing files given without a subcommand (a desktop entry's ``%F``, a double-click)."""
+    commands = parser.get_default("command_names")
+    if not argv or argv[0] in commands or any(a.startswith("-") for a in argv):
+        return []
+    return argv if all(Path(a).exists() for a in argv) else []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    files = _files_to_open(argv, parser)
+    args = parser.parse_args([] if files else argv)
+    args.open_paths += files
     if args.command is None:
         from cxr_desktop.gui.app import run_gui
 

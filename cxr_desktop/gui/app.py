@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QApplication
 
 from cxr_desktop import __version__
 from cxr_desktop.core.paths import resources_dir
+from cxr_desktop.gui.crash import install_crash_handler
+from cxr_desktop.gui.dialogs.preferences import apply_preferences
 
 
 def create_app(argv: Sequence[str] | None = None) -> QApplication:
@@ -26,7 +28,9 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
 def run_gui(demo: bool = False, open_paths: Sequence[str] = ()) -> int:
     import pyqtgraph as pg
 
+    apply_preferences()  # the saved folders, before anything reads one
     app = create_app()
+    install_crash_handler(app)
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     from cxr_desktop.gui.main_window import MainWindow
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from cxr_desktop.core.crashlog import record_crash
 from cxr_desktop.core.errors import CxrError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class EngineWorker(QObject):
             self.failed.emit(str(exc))
         except Exception as exc:  # one line for the user; the traceback goes to the log
             log.exception("training worker failed")
+            record_crash(exc, "the training worker")
             self.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
         else:
             self.done.emit(result)

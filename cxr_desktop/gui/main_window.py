@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from cxr_desktop.core.device import DeviceInfo, describe_device
 from cxr_desktop.gui.about import about_text
+from cxr_desktop.gui.dialogs.preferences import PreferencesDialog, load_preferences
 from cxr_desktop.gui.settings import recent_files, remember_recent
 from cxr_desktop.gui.tabs.dataset_tab import DatasetTab
 from cxr_desktop.gui.tabs.training_tab import TrainingTab
@@ -56,6 +57,11 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
+        preferences = QAction("&Preferences...", self,
+                              shortcut=QKeySequence.StandardKey.Preferences)
+        preferences.setMenuRole(QAction.MenuRole.PreferencesRole)
+        preferences.triggered.connect(self.show_preferences)
+        file_menu.addAction(preferences)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
@@ -117,12 +123,18 @@ class MainWindow(QMainWindow):
         self.viewer_tab.annotations.set_labels(spec.classes, default=spec.positive_class)
 
     def _probe_device(self) -> None:
-        self.runner.submit("device", describe_device, done=self._on_device, failed=self.show_status)
+        self.runner.submit("device", describe_device, load_preferences().device,
+                           done=self._on_device, failed=self.show_status)
 
     def _on_device(self, device: DeviceInfo) -> None:
         self.device = device
         self.device_label.setText(device.label)
         self.training_tab.set_device(device)
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About cxr-desktop", about_text(self.device))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings
 
-from cxr_desktop.core.paths import data_dir
+from cxr_desktop.core.paths import settings_dir
 
 MAX_RECENT = 10
 
 
 def app_settings() -> QSettings:
-    return QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
+    return QSettings(str(settings_dir() / "settings.ini"), QSettings.Format.IniFormat)
 
 
 def recent_files(kind: str) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from cxr_desktop.core.crashlog import record_crash
 from cxr_desktop.core.errors import CxrError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class _Task(QObject):
             self.failed.emit(self._id, str(exc))
         except Exception as exc:  # shown to the user as one line, logged with its traceback
             log.exception("unexpected error in a background task")
+            record_crash(exc, f"background task {getattr(self._fn, '__qualname__', '?')}")
             self.failed.emit(self._id, f"unexpected error: {type(exc).__name__}: {exc}")
         else:
             self.succeeded.emit(self._id, result)

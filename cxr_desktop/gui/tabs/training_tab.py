@@ -37,6 +37,7 @@ from cxr_desktop.core.runs.folder import RunFolder
 from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
 from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
 from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
+from cxr_desktop.gui.dialogs.preferences import load_preferences
 from cxr_desktop.gui.engine_worker import EngineRunner
 from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
@@ -207,6 +208,7 @@ class TrainingTab(QWidget):
             raise ValueError("no dataset")
         choice = PRETRAINED_CHOICES[min(self.pretrained.currentIndex(), 2)]
         pretrained = self._pretrained_file if choice == "choose file..." else choice
+        preferences = load_preferences()
         augment = (AugmentSettings(flip=self.flip.isChecked()) if self.augment.isChecked()
                    else AugmentSettings.none())
         return TrainConfig(
@@ -215,7 +217,8 @@ class TrainingTab(QWidget):
             arch=self.arch.currentData(), size=self.size.value(), epochs=self.epochs.value(),
             batch_size=self.batch.value(), lr=self.lr.value(),
             freeze_epochs=self.freeze.value(), pretrained=pretrained, augment=augment,
-            log_every_n_batches=GUI_LOG_EVERY,
+            log_every_n_batches=GUI_LOG_EVERY, device=preferences.device,
+            workers=preferences.cache_threads,
         )
 
     # Jobs --------------------------------------------------------------------------------
