@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from dataset_helpers import write_image, write_text
@@ -265,7 +263,8 @@ def test_unreadable_datasets_raise_dataset_errors(tmp_path):
         open_dataset(empty)
 
 
-def test_a_20000_row_csv_indexes_fast(tmp_path):
+def test_a_20000_row_nih_csv_indexes_every_row(tmp_path):
+    """Correctness at scale; the speed target (100 000 rows < 10 s) is in bench/index.py."""
     images = tmp_path / "images"
     images.mkdir()
     rows = ["Image Index,Finding Labels,Patient ID,View Position"]
@@ -275,8 +274,6 @@ def test_a_20000_row_csv_indexes_fast(tmp_path):
         (images / name).touch()
         rows.append(f"{name},{findings[i % 4]},{i // 3},{'PA' if i % 2 else 'AP'}")
     write_text(tmp_path / "Data_Entry_2017.csv", "\n".join(rows) + "\n")
-    start = time.perf_counter()
     spec = open_dataset(tmp_path)
-    elapsed = time.perf_counter() - start
     assert len(spec.items) == 20_000 and not spec.problems
-    assert elapsed < 2.0, f"indexing 20 000 rows took {elapsed:.2f} s"
+    assert {item.patient for item in spec.items[:6]} == {"0", "1"}
