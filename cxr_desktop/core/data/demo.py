@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ OBJECT_KINDS = ("coin", "wire", "device")
 JPEG_QUALITY = 95
 MIN_IMAGES, MIN_SIZE, MAX_SIZE = 10, 64, 2048
 TWO_OBJECT_CHANCE = 0.2
+_COARSE = 4  # smooth anatomy masks are drawn at 1/_COARSE of the image size
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ class _Phantom:
     def __init__(self, size: int, rng: np.random.Generator) -> None:
         self.s = size
         self.rng = rng
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        self.xx, self.yy = xx, yy
+        axis = np.arange(size, dtype=np.float32)
+        self.xx, self.yy = axis[None, :], axis[:, None]
         self.cx = size * (0.5 + rng.normal(0, 0.02))
         self.scale = rng.uniform(0.9, 1.06)
         self.top = size * rng.uniform(0.0, 0.05)
@@ -97,34 +99,52 @@ class _Phantom:
         big = Image.fromarray(small).resize((self.s, self.s), Image.Resampling.BICUBIC)
         return (np.asarray(big, dtype=np.float32) / 255.0 - 0.5) * 2 * amplitude
 
+    def _filled(self, blur: float, ellipses: Sequence[Sequence[float]],
+                rectangles: Sequence[Sequence[float]] = ()) -> np.ndarray:
+        """A soft mask of filled ellipses and rectangles, each given by its box.
+
+        These masks are blurred a lot, so they are drawn at a quarter of the size and scaled
+        up: the same look for a tenth of the time.
+        """
+        small = max(1, self.s // _COARSE)
+        factor = small / self.s
+        canvas = Image.new("L", (small, small), 0)
+        draw = ImageDraw.Draw(canvas)
+        for box in ellipses:
+            draw.ellipse([v * factor for v in box], fill=255)
+        for box in rectangles:
+            draw.rectangle([v * factor for v in box], fill=255)
+        canvas = canvas.filter(ImageFilter.GaussianBlur(blur * factor))
+        canvas = canvas.resize((self.s, self.s), Image.Resampling.BILINEAR)
+        return np.asarray(canvas, dtype=np.float32) / 255.0
+
     def anatomy(self) -> np.ndarray:
         s, rng, cx = self.s, self.rng, self.cx
-        body = self._mask(lambda d: d.ellipse(
-            [cx - s * 0.5 * self.scale, self.top, cx + s * 0.5 * self.scale, s * 1.35]
-        , fill=255), s / 30)
-        lungs = self._mask(lambda d: [d.ellipse(box, fill=255) for box in self.lungs], s / 40)
-        heart_w, heart_h = s * rng.uniform(0.13, 0.17), s * rng.uniform(0.11, 0.14)
-        heart_cx, heart_cy = cx + s * rng.uniform(0.03, 0.07), self.lungs[0][3] - heart_h * 0.7
-        mediastinum = self._mask(lambda d: (
-            d.ellipse([heart_cx - heart_w, heart_cy - heart_h, heart_cx + heart_w,
-                       heart_cy + heart_h], fill=255),
-            d.rectangle([cx - s * 0.05, self.top, cx + s * 0.05, heart_cy], fill=255),
-        ), s / 50)
+        half = s * 0.5 * self.scale
+        body = self._filled(s / 30, [[cx - half, self.top, cx + half, s * 1.35]])
+        lungs = self._filled(s / 40, [list(box) for box in self.lungs])
+        heart_w, heart_h = s * rng.uniform(0.15, 0.19), s * rng.uniform(0.12, 0.15)
+        heart_cx, heart_cy = cx + s * rng.uniform(0.03, 0.06), self.lungs[0][3] - heart_h * 0.9
+        mediastinum = self._filled(
+            s / 50,
+            [[heart_cx - heart_w, heart_cy - heart_h, heart_cx + heart_w, heart_cy + heart_h]],
+            [[cx - s * 0.05, self.top, cx + s * 0.05, heart_cy]],
+        )
         spine_half = s * 0.035
         spine = np.clip(1 - np.abs(self.xx - cx) / spine_half, 0, 1) ** 0.5
-        spine *= 0.8 + 0.2 * np.cos(2 * np.pi * self.yy / (s / rng.uniform(12, 15)))
-        ribs = self._mask(self._draw_ribs, s / 200)
-        clavicles = self._mask(self._draw_clavicles, s / 150)
-        breasts = self._mask(lambda d: [d.ellipse(
-            [x - s * 0.14, self.lungs[0][3] - s * 0.12, x + s * 0.14, self.lungs[0][3] + s * 0.1],
-            fill=255) for x in (cx - s * 0.25, cx + s * 0.25)], s / 20)
+        spine = spine * (0.8 + 0.2 * np.cos(2 * np.pi * self.yy / (s / rng.uniform(12, 15))))
+        bones = self._mask(self._draw_bones, s / 200)
+        bottom = self.lungs[0][3]
+        breasts = self._filled(s / 20, [[x - s * 0.14, bottom - s * 0.12, x + s * 0.14,
+                                         bottom + s * 0.1] for x in (cx - s * 0.25, cx + s * 0.25)])
         image = 12 + 95 * body
         image -= 50 * lungs * (1 - mediastinum)
-        image += 28 * mediastinum + 26 * spine * body + 20 * ribs * body + 25 * clavicles
+        image += 28 * mediastinum + 26 * spine * body + 25 * bones * body
         image += rng.uniform(0, 12) * breasts + self._smooth_field(6, 7) * body
         return image
 
-    def _draw_ribs(self, draw: ImageDraw.ImageDraw) -> None:
+    def _draw_bones(self, draw: ImageDraw.ImageDraw) -> None:
+        """Ribs (a little fainter) and clavicles on one canvas."""
         s, rng = self.s, self.rng
         width = max(2, round(s / 55))
         spacing = (self.lungs[0][3] - self.lungs[0][1]) / 9.5
@@ -132,13 +152,10 @@ class _Phantom:
         for side in (-1, 1):
             for i in range(10):
                 y0 = self.lungs[0][1] + i * spacing - s * 0.02
-                xs = np.linspace(0, s * 0.33 * self.scale, 12)
-                ys = y0 + droop * (xs / s) ** 1.6 * s * 0.45 - (xs / s) * s * 0.06
+                xs = np.linspace(0, s * 0.33 * self.scale, 8)
+                ys = y0 + droop * (xs / s) ** 1.7 * s * 1.3 - (xs / s) * s * 0.12
                 pts = [(self.cx + side * (s * 0.03 + x), y) for x, y in zip(xs, ys, strict=True)]
-                draw.line(pts, fill=255, width=width, joint="curve")
-
-    def _draw_clavicles(self, draw: ImageDraw.ImageDraw) -> None:
-        s, rng = self.s, self.rng
+                draw.line(pts, fill=205, width=width)
         y = self.lungs[0][1] + s * rng.uniform(-0.01, 0.02)
         for side in (-1, 1):
             draw.line([(self.cx + side * s * 0.05, y + s * 0.02),
@@ -217,7 +234,7 @@ class _Phantom:
             mask, shape = self.foreign_object(kind)
             image = image * (1 - mask) + rng.uniform(215, 250) * mask
             shapes.append(shape)
-        image += rng.normal(0, rng.uniform(2, 5), image.shape)
+        image += rng.uniform(2, 5) * rng.standard_normal(image.shape, dtype=np.float32)
         return np.clip(np.rint(image), 0, 255).astype(np.uint8), shapes
 
 
