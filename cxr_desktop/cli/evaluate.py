@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from cxr_desktop.core.data import FORMATS, open_dataset
+from cxr_desktop.core.data.importers import FORMATS
 from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.options import DEFAULT_TEMPERATURE, METHODS, parse_threshold
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise CxrError(f"{args.paths[0]}: give one or more RUN_DIRs and then the DATASET")
     # Imported here: torch, scikit-learn and matplotlib take seconds to import, and every
     # subcommand's module is imported to build the parser.
+    from cxr_desktop.core.data import open_dataset
     from cxr_desktop.core.evaluate.report import write_report
     from cxr_desktop.core.evaluate.suite import evaluate_runs
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cxr_desktop.core.data import FORMATS, check_dataset, detect_format, open_dataset
+from cxr_desktop.core.data.importers import FORMATS
 from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES, DatasetSpec, Problem
 from cxr_desktop.core.errors import DatasetError, FileError
 
@@ -143,6 +143,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.data import check_dataset, detect_format, open_dataset
+
     path = Path(args.dataset)
     fmt = detect_format(path) if args.format == "auto" else args.format
     spec = open_dataset(path, format=fmt, seed=args.seed, val_fraction=args.val,

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -24,9 +24,11 @@ from PIL import Image
 from cxr_desktop.core.atomic import atomic_write
 from cxr_desktop.core.data.importers.paths import walk_images
 from cxr_desktop.core.errors import CxrError
-from cxr_desktop.core.infer import CAM_METHODS, CamExplainer, Predictor, overlay_rgb
+from cxr_desktop.core.infer.methods import CAM_METHODS
+
+if TYPE_CHECKING:
+    from cxr_desktop.core.infer import CamExplainer, Predictor
 from cxr_desktop.core.io import load_image, to_display
-from cxr_desktop.core.io.reduced import ModelImage, load_image_for_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +91,9 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 def process(path: Path, predictor: Predictor, explainer: CamExplainer | None,
             args: argparse.Namespace, out_name: Path | None) -> dict[str, Any]:
     """One file's JSON record; raises CxrError when the file or its CAM fails."""
+    from cxr_desktop.core.infer import overlay_rgb
+    from cxr_desktop.core.io.reduced import ModelImage, load_image_for_model
+
     start = time.perf_counter()
     if out_name is not None:
         radiograph = load_image(path)
@@ -130,6 +135,8 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.infer import CamExplainer, Predictor
+
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     predictor = Predictor.load(args.model, arch=args.arch, classes=classes, task=args.task,
                                size=args.size, which=args.which, device=args.device)

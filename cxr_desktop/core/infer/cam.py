@@ -34,11 +34,11 @@ from pytorch_grad_cam.utils.model_targets import (
 from torch import Tensor
 
 from cxr_desktop.core.errors import CxrError
+from cxr_desktop.core.infer.methods import CAM_METHODS
 from cxr_desktop.core.infer.predictor import Prediction, Predictor
 from cxr_desktop.core.io import Radiograph
 from cxr_desktop.core.models import CxrNet
 
-CAM_METHODS = ("cam", "gradcam", "gradcampp", "scorecam", "eigencam")
 _LIBRARY = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "scorecam": ScoreCAM,
             "eigencam": EigenCAM}
 _GRADIENT_METHODS = ("gradcam", "gradcampp")
