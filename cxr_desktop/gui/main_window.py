@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.dataset_tab.dataset_opened.connect(self._on_dataset_opened)
         self.dataset_tab.open_image_requested.connect(self.open_image)
         self.training_tab.open_in_viewer.connect(self.open_with_model)
+        self.dataset_tab.augment.settings_changed.connect(self.training_tab.set_augment_settings)
         self._build_menus()
         QTimer.singleShot(0, self._probe_device)
 

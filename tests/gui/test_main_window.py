@@ -60,3 +60,15 @@ def test_newest_request_wins(main_window, qtbot, testdata):
     viewer.open_image(testdata("MR_small.dcm"))  # fast, asked for last
     qtbot.waitUntil(lambda: not main_window.runner.busy(), timeout=20_000)
     assert viewer.radiograph.path.endswith("MR_small.dcm")
+
+
+def test_training_uses_the_augmentations_of_the_dataset_preview(main_window):
+    from cxr_desktop.core.train import AugmentSettings
+
+    preview = main_window.dataset_tab.augment
+    chosen = AugmentSettings(flip=True, rotate_deg=3.0, scale=0.2, translate=0.0,
+                             brightness=0.05, contrast=0.0)
+    preview.set_settings(chosen)
+    assert main_window.training_tab.augment_settings == chosen
+    main_window.training_tab.augment.setChecked(False)
+    assert main_window.training_tab.augment_settings == chosen  # kept for when it is on again

@@ -62,6 +62,7 @@ def augment_batch(
 def preview(image_uint8: np.ndarray, settings: AugmentSettings, seed: int = 0) -> np.ndarray:
     """One (H, W) uint8 image as a training batch would see it, for a given seed."""
     generator = torch.Generator().manual_seed(int(seed))
-    batch = to_float(torch.from_numpy(np.ascontiguousarray(image_uint8))[None])
+    # A copy: torch warns on read-only arrays, and model_input returns one.
+    batch = to_float(torch.from_numpy(np.array(image_uint8, dtype=np.uint8))[None])
     out = augment_batch(batch, settings, generator)[0, 0]
     return (out * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,8 +1,16 @@
-"""Dataset tab: open a folder or CSV, see its splits and classes, and what is wrong with it."""
+"""Dataset tab: open a folder or CSV, see its splits and classes, and what is wrong with it.
+
+Left: the summary per split and class and the balance chart. Centre: thumbnails filtered by
+split and class, annotations drawn. Right: the problems the checks found, and the
+augmentation preview of the selected thumbnail. Reading the labels, the checks and the
+thumbnails run in workers; the checks report progress and can be cancelled.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -17,23 +25,30 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from cxr_desktop.core.data import open_dataset
-from cxr_desktop.core.data.checks import run_checks
+from cxr_desktop.core.data import CheckReport, check_dataset, detect_format, open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
+from cxr_desktop.core.data.importers import single_table, unwrap
 from cxr_desktop.core.data.spec import DatasetSpec, Problem
+from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.paths import demo_dir
+from cxr_desktop.gui.dialogs.csv_mapping import CsvMappingDialog
+from cxr_desktop.gui.widgets.augment_preview import AugmentPreview
 from cxr_desktop.gui.widgets.balance_chart import BalanceChart
+from cxr_desktop.gui.widgets.thumbnail_grid import ThumbnailGrid
 from cxr_desktop.gui.workers import TaskRunner
 
 DEMO_TEXT = ("<b>No dataset open.</b> Open a folder of class folders, an Object-CXR folder, or a "
              "label CSV (NIH, CheXpert, or any CSV) — or try the demo dataset: about 200 "
              "synthetic chest radiographs, half with a foreign object, laid out like Object-CXR.")
+TABLE_FILTER = "Label tables and saved specs (*.csv *.tsv *.txt *.json);;All files (*)"
+PROBLEM_PATHS_SHOWN = 2
 
 
 def _demo_dataset() -> DatasetSpec:
@@ -41,6 +56,20 @@ def _demo_dataset() -> DatasetSpec:
     if not (root / "train.csv").exists():
         make_demo_dataset(root)
     return open_dataset(root)
+
+
+def _checks(spec: DatasetSpec, cancel: threading.Event,
+            progress: Callable[[int, int], None]) -> CheckReport:
+    """Runs in the worker thread: ``progress`` is a signal's (thread-safe) emit."""
+    return check_dataset(spec, progress=progress, should_stop=cancel.is_set)
+
+
+def problem_text(problem: Problem) -> str:
+    """Two lines: the kind and the first files, then what is wrong."""
+    paths = ", ".join(problem.paths[:PROBLEM_PATHS_SHOWN])
+    if len(problem.paths) > PROBLEM_PATHS_SHOWN:
+        paths += f" and {len(problem.paths) - PROBLEM_PATHS_SHOWN} more"
+    return f"{problem.kind.replace('_', ' ')}: {paths}\n{problem.detail}"
 
 
 class DatasetTab(QWidget):
@@ -55,16 +84,29 @@ class DatasetTab(QWidget):
         self._cancel = threading.Event()
         self.spec: DatasetSpec | None = None
         self.problems: list[Problem] = []
+        self.report: CheckReport | None = None
+        self.mapping_dialog: CsvMappingDialog | None = None
         self.setAcceptDrops(True)
-        open_button = QPushButton("Open dataset...")
+        self._build(runner)
+        self.check_progress.connect(self._on_check_progress)
+
+    def _build(self, runner: TaskRunner) -> None:
+        open_folder = QPushButton("Open folder...")
+        open_folder.setToolTip("A folder of class folders, an Object-CXR, NIH or CheXpert "
+                               "folder (you can also drop a folder or CSV on this tab)")
+        open_table = QPushButton("Open CSV or spec...")
+        open_table.setToolTip("A label CSV (NIH, CheXpert, Object-CXR or any other, mapped "
+                              "in a dialog) or a saved dataset spec (.json)")
         self.demo_button = QPushButton("Try the demo dataset")
         self.path_label = QLabel("")
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.progress.setFormat("checking %v / %m")
         self.cancel_button = QPushButton("Cancel checks")
         self.cancel_button.setVisible(False)
         top = QHBoxLayout()
-        for widget in (open_button, self.demo_button, self.path_label):
+        for widget in (open_folder, open_table, self.demo_button, self.path_label):
             top.addWidget(widget)
         top.addStretch(1)
         top.addWidget(self.progress)
@@ -73,33 +115,51 @@ class DatasetTab(QWidget):
         self.banner.setWordWrap(True)
         self.banner.setFrameShape(QFrame.Shape.StyledPanel)
         self.banner.setMargin(12)
+
         self.summary = QTreeWidget()
-        self.summary.setHeaderLabels(["Split / class", "Images"])
+        self.summary.setHeaderLabels(["Split / class", "Images", "Share"])
+        self.summary.setRootIsDecorated(False)
         self.chart = BalanceChart()
-        self.problem_list = QListWidget()
-        self.problem_list.setToolTip("Click a problem to show its image in the Viewer")
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.summary)
         left.addWidget(self.chart)
+        left.setSizes([190, 400])
+
+        self.thumbnails = ThumbnailGrid(runner)
+        self.problem_list = QListWidget()
+        self.problem_list.setWordWrap(True)
+        self.problem_list.setAlternatingRowColors(True)
+        self.problem_list.setToolTip("Click a problem to show its image in the Viewer")
+        self.problems_title = QLabel("Open a dataset to check it.")
+        self.problems_title.setWordWrap(True)
         problems_box = QWidget()
         problems_layout = QVBoxLayout(problems_box)
-        problems_layout.setContentsMargins(0, 0, 0, 0)
-        self.problems_title = QLabel("<b>Problems</b>")
         problems_layout.addWidget(self.problems_title)
-        problems_layout.addWidget(self.problem_list)
+        problems_layout.addWidget(self.problem_list, 1)
+        self.augment = AugmentPreview(runner)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(problems_box, "Problems")
+        self.side_tabs.addTab(self.augment, "Augmentation preview")
+
         body = QSplitter()
         body.addWidget(left)
-        body.addWidget(problems_box)
-        body.setStretchFactor(1, 2)
+        body.addWidget(self.thumbnails)
+        body.addWidget(self.side_tabs)
+        body.setStretchFactor(1, 1)
+        body.setSizes([280, 740, 380])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.banner)
         layout.addWidget(body, 1)
-        open_button.clicked.connect(self.choose_dataset)
+
+        open_folder.clicked.connect(self.choose_dataset)
+        open_table.clicked.connect(self.choose_table)
         self.demo_button.clicked.connect(self.open_demo)
-        self.cancel_button.clicked.connect(self._cancel.set)
+        self.cancel_button.clicked.connect(self.cancel_checks)
         self.problem_list.itemClicked.connect(self._on_problem_clicked)
-        self.check_progress.connect(self._on_check_progress)
+        self.thumbnails.image_activated.connect(self.open_image_requested)
+        self.thumbnails.image_selected.connect(self.augment.set_image)
+        self.side_tabs.currentChanged.connect(self._on_side_tab_changed)
 
     # Opening -----------------------------------------------------------------------------
     def choose_dataset(self) -> None:
@@ -107,10 +167,43 @@ class DatasetTab(QWidget):
         if path:
             self.open_dataset(path)
 
+    def choose_table(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open label CSV or spec", "", TABLE_FILTER)
+        if path:
+            self.open_dataset(path)
+
     def open_dataset(self, path: str | Path) -> None:
+        """Open a folder, CSV or spec; a CSV of no known layout first asks for its columns."""
+        path = Path(path)
+        try:
+            fmt = detect_format(path)
+            if fmt == "csv" and path.is_dir():
+                path = single_table(unwrap(path))[0]
+        except CxrError as exc:
+            self.status_message.emit(str(exc))
+            return
+        if fmt == "csv":
+            self.ask_mapping(path)
+            return
         self.status_message.emit(f"Reading {path}...")
         self._runner.submit("dataset.open", open_dataset, str(path),
                             done=self._on_opened, failed=self._on_failed)
+
+    def ask_mapping(self, csv_path: Path) -> None:
+        """Show the column-mapping dialog (non-blocking); OK opens the dataset with it."""
+        self.mapping_dialog = CsvMappingDialog(csv_path, self._runner, self)
+        self.mapping_dialog.accepted.connect(self._on_mapping_accepted)
+        self.mapping_dialog.open()
+
+    @Slot()
+    def _on_mapping_accepted(self) -> None:
+        dialog = self.mapping_dialog
+        if dialog is None:
+            return
+        mapping = dialog.mapping()
+        self.status_message.emit(f"Reading {dialog.path}...")
+        task = partial(open_dataset, str(dialog.path), format="csv", mapping=mapping)
+        self._runner.submit("dataset.open", task, done=self._on_opened, failed=self._on_failed)
 
     def open_demo(self) -> None:
         self.status_message.emit("Preparing the demo dataset...")
@@ -130,8 +223,9 @@ class DatasetTab(QWidget):
     def _on_opened(self, spec: DatasetSpec) -> None:
         self.spec = spec
         self.banner.setVisible(False)
-        self.path_label.setText(str(spec.root))
+        self.path_label.setText(str(spec.source.get("path") or spec.root))
         self._show_summary(spec)
+        self.thumbnails.set_dataset(spec)
         self.dataset_opened.emit(spec)
         self.status_message.emit(f"Opened {spec.root.name}: {len(spec.items)} images, "
                                  f"{spec.task}, classes {', '.join(spec.classes)}")
@@ -145,45 +239,72 @@ class DatasetTab(QWidget):
         summary = spec.summary()
         self.summary.clear()
         for split, info in summary["splits"].items():
-            node = QTreeWidgetItem([split, str(info["images"])])
+            node = QTreeWidgetItem([split, str(info["images"]), ""])
+            font = node.font(0)
+            font.setBold(True)
+            node.setFont(0, font)
+            node.setFont(1, font)
             for name, count in info["per_class"].items():
-                node.addChild(QTreeWidgetItem([name, str(count)]))
+                share = f"{100 * count / info['images']:.0f} %" if info["images"] else "-"
+                node.addChild(QTreeWidgetItem(["    " + name, str(count), share]))
             self.summary.addTopLevelItem(node)
             node.setExpanded(True)
-        self.summary.resizeColumnToContents(0)
+        for column in range(3):
+            self.summary.resizeColumnToContents(column)
         self.chart.show_counts(summary["splits"], spec.classes)
 
     # Checks ------------------------------------------------------------------------------
     def _start_checks(self, spec: DatasetSpec) -> None:
-        self._cancel.clear()
+        self._cancel.set()  # a check of the previous dataset stops
+        self._cancel = threading.Event()
+        self.report = None
+        self.problems = []
         self.problem_list.clear()
-        self.problems_title.setText("<b>Problems</b> (checking...)")
+        self.problems_title.setText("Checking the images...")
+        self.side_tabs.setTabText(0, "Problems")
         self.progress.setRange(0, max(1, len(spec.items)))
         self.progress.setValue(0)
         self.progress.setVisible(True)
+        self.cancel_button.setEnabled(True)
         self.cancel_button.setVisible(True)
-        self._runner.submit("dataset.checks", self._checks, spec,
-                            done=self._on_checked, failed=self._on_failed)
+        self._runner.submit("dataset.checks", _checks, spec, self._cancel,
+                            self.check_progress.emit,
+                            done=self._on_checked, failed=self._on_checks_failed)
 
-    def _checks(self, spec: DatasetSpec) -> list[Problem]:
-        """Runs in the worker thread: progress goes out through a (thread-safe) signal."""
-        return run_checks(spec, progress=self.check_progress.emit,
-                          should_stop=self._cancel.is_set)
+    @Slot()
+    def cancel_checks(self) -> None:
+        self._cancel.set()
+        self.cancel_button.setEnabled(False)
+        self.problems_title.setText("Stopping the checks...")
 
     @Slot(int, int)
     def _on_check_progress(self, done: int, total: int) -> None:
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
 
-    @Slot(object)
-    def _on_checked(self, problems: list[Problem]) -> None:
-        self.problems = list(problems)
+    def _end_checks(self) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
-        stopped = " (stopped early)" if self._cancel.is_set() else ""
-        self.problems_title.setText(f"<b>Problems</b>: {len(problems)}{stopped}")
-        for problem in problems:
-            item = QListWidgetItem(f"[{problem.kind}] {problem.detail}")
+
+    @Slot(str)
+    def _on_checks_failed(self, message: str) -> None:
+        self._end_checks()
+        self.problems_title.setText(f"The checks failed: {message}")
+        self.status_message.emit(message)
+
+    @Slot(object)
+    def _on_checked(self, report: CheckReport) -> None:
+        self._end_checks()
+        self.report = report
+        self.problems = list(report.problems)
+        count = len(self.problems)
+        text = f"<b>{count} problem{'s' if count != 1 else ''}</b> in {report.checked} images"
+        if report.stopped:
+            text += f" (checks stopped after {report.checked} of {report.total} images)"
+        self.problems_title.setText(text + ". Click one to open its image.")
+        self.side_tabs.setTabText(0, f"Problems ({count})")
+        for problem in self.problems:
+            item = QListWidgetItem(problem_text(problem))
             item.setData(Qt.ItemDataRole.UserRole, problem)
             item.setToolTip("\n".join(problem.paths))
             self.problem_list.addItem(item)
@@ -197,6 +318,13 @@ class DatasetTab(QWidget):
         if not path.is_absolute():
             path = self.spec.root / path
         self.open_image_requested.emit(str(path))
+
+    @Slot(int)
+    def _on_side_tab_changed(self, index: int) -> None:
+        """Show the preview of the first thumbnail when none is selected yet."""
+        if self.side_tabs.widget(index) is self.augment and self.augment.source is None \
+                and self.thumbnails.list.count() and self.thumbnails.list.currentItem() is None:
+            self.thumbnails.list.setCurrentRow(0)
 
     def shutdown(self) -> None:
         self._cancel.set()

@@ -98,10 +98,11 @@ class TrainingTab(QWidget):
         self.pretrained.addItems(PRETRAINED_CHOICES)
         self.pretrained.setToolTip("auto: ImageNet weights when found, else from scratch; "
                                    "none: from scratch; or a .pth/.safetensors file")
-        self.augment = QCheckBox("Augment (rotation, zoom, shift, brightness/contrast)")
+        self.augment_settings = AugmentSettings()
+        self.augment = QCheckBox("Augment as in the Dataset tab's preview")
         self.augment.setChecked(True)
-        self.flip = QCheckBox("Horizontal flip")
-        self.flip.setToolTip("Off by default: the heart is on the left of a chest film")
+        self.augment.setToolTip("The transforms (rotation, zoom, shift, brightness/contrast, "
+                                "flip) set in the Dataset tab's augmentation preview")
         form = QFormLayout()
         form.addRow("Dataset:", self.dataset_label)
         form.addRow("Device:", self.device_label)
@@ -113,7 +114,6 @@ class TrainingTab(QWidget):
         form.addRow("Learning rate:", self.lr)
         form.addRow("Pretrained:", self.pretrained)
         form.addRow(self.augment)
-        form.addRow(self.flip)
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume selected")
@@ -188,6 +188,10 @@ class TrainingTab(QWidget):
                                    f"{', '.join(spec.classes)} ({counts})")
         self._on_running_changed(self.engine.is_running())
 
+    @Slot(object)
+    def set_augment_settings(self, settings: AugmentSettings) -> None:
+        self.augment_settings = settings
+
     def set_device(self, device: DeviceInfo) -> None:
         self.device_label.setText(device.label)
 
@@ -209,8 +213,7 @@ class TrainingTab(QWidget):
         choice = PRETRAINED_CHOICES[min(self.pretrained.currentIndex(), 2)]
         pretrained = self._pretrained_file if choice == "choose file..." else choice
         preferences = load_preferences()
-        augment = (AugmentSettings(flip=self.flip.isChecked()) if self.augment.isChecked()
-                   else AugmentSettings.none())
+        augment = self.augment_settings if self.augment.isChecked() else AugmentSettings.none()
         return TrainConfig(
             dataset=str(self.spec.source.get("path") or self.spec.root),
             dataset_options=dict(self.spec.source.get("options") or {}),

@@ -1,0 +1,276 @@
+"""The Dataset tab on the demo dataset and on a generic CSV: summary, chart, problems,
+thumbnails with annotations, augmentation preview, column mapping and cancelled checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from cxr_desktop.core.data import DatasetSpec, open_dataset
+from cxr_desktop.core.data.demo import make_demo_dataset
+from cxr_desktop.core.train.augment import preview
+from cxr_desktop.core.train.config import AugmentSettings
+from cxr_desktop.gui.tabs import dataset_tab
+from cxr_desktop.gui.tabs.dataset_tab import DatasetTab
+from cxr_desktop.gui.widgets.thumbnail_grid import (
+    ANNOTATION_RGB,
+    PATH_ROLE,
+    THUMB_SIZE,
+    matching_items,
+)
+from cxr_desktop.gui.workers import TaskRunner
+
+TIMEOUT = 30_000
+
+
+def small_demo(root: Path):
+    return make_demo_dataset(root, n_images=30, size=128, seed=3)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return small_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def tab(qtbot):
+    """A Dataset tab with its own runner; not given to qtbot.addWidget, which would delete
+    it (and the runner's running threads) before this fixture has waited for them."""
+    runner = TaskRunner()
+    widget = DatasetTab(runner)
+    runner.setParent(widget)  # its threads are then children the conftest check can see
+    widget.resize(1300, 800)
+    widget.show()
+    yield widget
+    widget.shutdown()
+    qtbot.waitUntil(lambda: not runner.busy(), timeout=TIMEOUT)
+    widget.close()
+    widget.deleteLater()
+
+
+def idle(tab: DatasetTab) -> bool:
+    return not tab._runner.busy() and not tab.thumbnails.loading
+
+
+def open_and_wait(qtbot, tab: DatasetTab, path) -> DatasetSpec:
+    tab.open_dataset(path)
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    return tab.spec
+
+
+def rgb_array(qimage: QImage) -> np.ndarray:
+    image = qimage.convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(),
+                                                              image.bytesPerLine())
+    return data[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def test_demo_button_fills_summary_chart_and_problems(tab, qtbot, monkeypatch):
+    made = []
+    monkeypatch.setattr(dataset_tab, "make_demo_dataset", lambda root: made.append(
+        small_demo(root)))
+    qtbot.mouseClick(tab.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    spec = tab.spec
+    assert tab.mapping_dialog is None  # a known layout opens directly
+    summary = spec.summary()
+    tree = {}
+    for i in range(tab.summary.topLevelItemCount()):
+        node = tab.summary.topLevelItem(i)
+        tree[node.text(0)] = (int(node.text(1)), {
+            node.child(j).text(0).strip(): int(node.child(j).text(1))
+            for j in range(node.childCount())})
+    assert list(tree) == ["train", "val", "test"]
+    for split, info in summary["splits"].items():
+        assert tree[split] == (info["images"], info["per_class"])
+    # One bar item per class, its heights the counts of that class in each split.
+    assert len(tab.chart.bars) == len(spec.classes)
+    for bar, name in zip(tab.chart.bars, spec.classes, strict=True):
+        heights = [float(h) for h in bar.opts["height"]]
+        assert heights == [summary["splits"][s]["per_class"][name] for s in summary["splits"]]
+    # The planted duplicate and the unreadable file are listed.
+    planted = {p.kind: p.path for p in made[0].planted}
+    assert spec.root == made[0].root
+    kinds = {p.kind: p.paths for p in tab.problems}
+    assert planted["duplicate"] in kinds["duplicate"]
+    assert kinds["unreadable"] == [planted["corrupt"]]
+    assert tab.problem_list.count() == len(tab.problems)
+    assert tab.side_tabs.tabText(0) == f"Problems ({len(tab.problems)})"
+
+
+def test_clicking_a_problem_asks_the_viewer_for_its_image(tab, qtbot, demo):
+    spec = open_and_wait(qtbot, tab, demo.root)
+    corrupt = next(p.path for p in demo.planted if p.kind == "corrupt")
+    row = next(i for i, p in enumerate(tab.problems) if p.kind == "unreadable")
+    item = tab.problem_list.item(row)
+    tab.problem_list.scrollToItem(item)
+    center = tab.problem_list.visualItemRect(item).center()
+    with qtbot.waitSignal(tab.open_image_requested, timeout=2_000) as blocker:
+        qtbot.mouseClick(tab.problem_list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    assert blocker.args == [str(spec.root / corrupt)]
+
+
+def test_thumbnails_filtered_annotated_and_unreadable_shown(tab, qtbot, demo):
+    spec = open_and_wait(qtbot, tab, demo.root)
+    grid = tab.thumbnails
+    assert grid.list.count() == len(spec.items)  # fewer than a page: all shown
+    grid.set_filter("val", "object")
+    expected = [str(spec.abspath(spec.items[i])) for i in matching_items(spec, "val", "object")]
+    assert 0 < len(expected) < len(spec.items)
+    qtbot.waitUntil(lambda: grid.list.count() == len(expected) and idle(tab), timeout=TIMEOUT)
+    assert grid.shown_paths() == expected
+    assert all(spec.items[i].split == "val" and spec.items[i].labels == "object"
+               for i in grid.matches)
+    assert grid.count_label.text().startswith(f"{len(expected)} of {len(expected)}")
+
+    # An annotated positive: annotation-coloured pixels inside its scaled box, none elsewhere
+    # than around shapes; a negative has none at all (it stays gray).
+    rows = {grid.list.item(r).data(PATH_ROLE): r for r in range(grid.list.count())}
+    index = next(i for i in grid.matches if spec.items[i].shapes)
+    item = spec.items[index]
+    tile = grid.list.item(rows[str(spec.abspath(item))])
+    pixels = rgb_array(tile.icon().pixmap(THUMB_SIZE, THUMB_SIZE).toImage())
+    assert pixels.shape == (THUMB_SIZE, THUMB_SIZE, 3)
+    colour = np.all(np.abs(pixels.astype(int) - ANNOTATION_RGB) < 40, axis=2)
+    scale = THUMB_SIZE / 128
+    x0, y0, x1, y1 = (round(v * scale) for v in item.shapes[0].bounds())
+    assert colour[y0:y1 + 1, x0:x1 + 1].sum() >= 8
+    assert colour.sum() <= sum(
+        (round((s.bounds()[2] - s.bounds()[0]) * scale) + 6)
+        * (round((s.bounds()[3] - s.bounds()[1]) * scale) + 6) for s in item.shapes)
+
+    grid.set_filter("train", "no_object")
+    corrupt = str(spec.root / next(p.path for p in demo.planted if p.kind == "corrupt"))
+    qtbot.waitUntil(lambda: corrupt in grid.shown_paths() and idle(tab), timeout=TIMEOUT)
+    negative = grid.list.item(grid.shown_paths().index(corrupt))
+    assert "unreadable" in negative.toolTip()
+    readable = grid.list.item(next(i for i, p in enumerate(grid.shown_paths()) if p != corrupt))
+    gray = rgb_array(readable.icon().pixmap(THUMB_SIZE, THUMB_SIZE).toImage())
+    assert np.array_equal(gray[..., 0], gray[..., 1])  # no annotation colour on a negative
+
+    # Double-click opens the image in the Viewer.
+    grid.list.scrollToItem(readable)
+    center = grid.list.visualItemRect(readable).center()
+    with qtbot.waitSignal(tab.open_image_requested, timeout=2_000) as blocker:
+        # QTest sends no press before its double-click; item views need one.
+        qtbot.mouseClick(grid.list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+        qtbot.mouseDClick(grid.list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    assert blocker.args == [readable.data(PATH_ROLE)]
+
+
+def test_thumbnails_come_in_pages(tab, qtbot, demo, monkeypatch):
+    from cxr_desktop.gui.widgets import thumbnail_grid
+
+    monkeypatch.setattr(thumbnail_grid, "PAGE_SIZE", 8)
+    monkeypatch.setattr(thumbnail_grid, "CHUNK_SIZE", 3)
+    spec = open_and_wait(qtbot, tab, demo.root)
+    grid = tab.thumbnails
+    assert grid.list.count() == 8 and grid.more_button.isEnabled()
+    qtbot.mouseClick(grid.more_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: grid.list.count() == 16 and idle(tab), timeout=TIMEOUT)
+    assert grid.shown_paths() == [str(spec.abspath(item)) for item in spec.items[:16]]
+    assert grid.count_label.text() == f"16 of {len(spec.items)} images"
+
+
+def test_augmentation_preview_rerolls_and_repeats_a_seed(tab, qtbot, demo):
+    open_and_wait(qtbot, tab, demo.root)
+    tab.side_tabs.setCurrentWidget(tab.augment)  # selects the first thumbnail
+    augment = tab.augment
+    qtbot.waitUntil(lambda: augment.source is not None and idle(tab), timeout=TIMEOUT)
+    source = augment.source
+    assert source.shape == (224, 224) and len(augment.outputs) == 6
+    np.testing.assert_array_equal(augment.outputs[0], source)
+    settings = augment.settings()
+    assert settings == AugmentSettings()
+    for seed, image in zip(augment.seeds, augment.outputs[1:], strict=True):
+        np.testing.assert_array_equal(image, preview(source, settings, seed))
+    first_seeds, first = list(augment.seeds), [o.copy() for o in augment.outputs]
+    qtbot.mouseClick(augment.reroll_button, Qt.MouseButton.LeftButton)
+    assert augment.seeds != first_seeds
+    assert not any(np.array_equal(a, b) for a, b in zip(first[1:], augment.outputs[1:],
+                                                           strict=True))
+    augment.set_seeds(first_seeds)
+    for a, b in zip(first, augment.outputs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The controls are the settings: no rotation, zoom, shift and changes leave it as-is.
+    with qtbot.waitSignal(augment.settings_changed):
+        augment.spins["rotate_deg"].setValue(20)
+    assert augment.settings() == replace(AugmentSettings(), rotate_deg=20.0)
+    augment.set_settings(AugmentSettings.none())
+    for image in augment.outputs[1:]:
+        np.testing.assert_array_equal(image, source)
+
+
+@pytest.fixture
+def generic_csv(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    lines = ["file,view,pid,finding_count"]
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+            tmp_path / "imgs" / f"im{i:02d}.png")
+        lines.append(f"imgs/im{i:02d}.png,{'AP' if i % 3 == 0 else 'PA'},p{i // 2},{i % 4}")
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv):
+    tab.open_dataset(generic_csv)
+    dialog = tab.mapping_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.image_combo.currentText() == "file"
+    dialog.set_labels(["finding_count"])
+    dialog.patient_combo.setCurrentText("pid")
+    dialog.filters_edit.setPlainText("view == PA")
+    qtbot.waitUntil(lambda: not dialog.busy() and (dialog.spec is not None or bool(dialog.error)),
+                    timeout=TIMEOUT)
+    assert dialog.spec.task == "multiclass"  # counts 0-3 are four classes...
+    dialog.binarize_check.setChecked(True)
+    qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
+    assert dialog.spec.task == "binary"  # ...until non-zero is 1
+    assert dialog.table.rowCount() == 20
+    for row in range(dialog.table.rowCount()):
+        number = int(dialog.table.item(row, 0).text()[7:9])
+        expected = "finding_count" if number % 4 else "no_finding_count"
+        assert dialog.table.item(row, 3).text() == expected
+        assert dialog.table.item(row, 2).text() == f"p{number // 2}"
+        assert number % 3 != 0  # filtered to PA
+    assert "20 images" in dialog.status.text() and "binary" in dialog.status.text()
+
+    dialog.filters_edit.setPlainText("nosuch == 1")
+    qtbot.waitUntil(lambda: not dialog.busy() and bool(dialog.error), timeout=TIMEOUT)
+    assert "nosuch" in dialog.error and dialog.table.rowCount() == 0
+    assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
+    dialog.filters_edit.setPlainText("view == PA")
+    qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
+
+    with qtbot.waitSignal(tab.dataset_opened, timeout=TIMEOUT):
+        dialog.accept()
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    spec = tab.spec
+    assert len(spec.items) == 20 and spec.task == "binary"
+    assert spec.source["mapping"]["filters"] == ["view == PA"]
+    assert spec.source["mapping"]["binarize"] == "nonzero"
+    assert {item.patient for item in spec.items} == {f"p{i // 2}" for i in range(30) if i % 3}
+
+
+def test_cancel_stops_the_checks_early(tab, qtbot, demo, tmp_path):
+    spec = open_dataset(demo.root)
+    spec.items = spec.items * 40  # ~1300 reads: long enough to cancel midway
+    saved = spec.save(tmp_path / "big.json")
+    with qtbot.waitSignal(tab.dataset_opened, timeout=TIMEOUT):
+        tab.open_dataset(saved)
+    assert tab.progress.isVisible() and tab.cancel_button.isVisible()
+    qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    assert tab.report.stopped
+    assert tab.report.checked < tab.report.total == len(spec.items)
+    assert "stopped" in tab.problems_title.text()
+    assert not tab.progress.isVisible()
