@@ -273,6 +273,7 @@ class TrainingTab(QWidget):
             self._show_progress(event["epoch"], event["progress"], event.get("images_per_s"))
         elif kind == "epoch":
             self.plots.add_epoch(event)
+            self.refresh_history()  # the running run's row: status, epochs, best AUC so far
             self._show_progress(event["epoch"], 0.0, event.get("images_per_s"))
             auc = event.get("val_auc")
             self.message.setText(f"Epoch {event['epoch']}/{event['epochs']}: val AUC "
