@@ -79,8 +79,16 @@ def test_folder_navigation_and_phi(main_window, qtbot, tmp_path, testdata):
     texts = lambda: [viewer.info.itemAt(i).widget().text()  # noqa: E731
                      for i in range(viewer.info.count()) if viewer.info.itemAt(i).widget()]
     assert not any("Doe" in t for t in texts())
+    header = viewer.header
+    qtbot.waitUntil(lambda: bool(header.rows) and not main_window.runner.busy(), timeout=20_000)
+    values = lambda: [header.tree.topLevelItem(i).text(3)  # noqa: E731
+                      for i in range(header.tree.topLevelItemCount())]
+    assert "(hidden: patient data)" in values() and "Doe^Jane" not in values()
     viewer.show_phi.setChecked(True)
     assert any("Doe^Jane" in t for t in texts())
+    qtbot.waitUntil(lambda: "Doe^Jane" in values(), timeout=20_000)
+    header.filter.setText("patientname")
+    assert header.tree.topLevelItemCount() == 1
     viewer.next_image()
     qtbot.waitUntil(lambda: viewer.radiograph is not None
                     and viewer.radiograph.path.endswith("b.dcm"), timeout=20_000)

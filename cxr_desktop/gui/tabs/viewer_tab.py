@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from cxr_desktop.core.io import Radiograph, load_image
 from cxr_desktop.core.io.window import full_range_window, percentile_window
 from cxr_desktop.gui.widgets.annotation_panel import AnnotationPanel
+from cxr_desktop.gui.widgets.header_panel import HeaderPanel
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
 from cxr_desktop.gui.widgets.model_panel import ModelPanel
 from cxr_desktop.gui.workers import TaskRunner
@@ -69,6 +70,8 @@ class ViewerTab(QWidget):
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.model_panel, "Model")
         self.side_tabs.addTab(info_box, "Info")
+        self.header = HeaderPanel(runner)
+        self.side_tabs.addTab(self.header, "Header")
         self.side_tabs.addTab(self.annotations, "Annotations")
         self.side_tabs.addTab(self.folder_list, "Folder")
         self.setAcceptDrops(True)
@@ -97,6 +100,7 @@ class ViewerTab(QWidget):
         self.annotations.status_message.connect(self.status_message)
         self.model_panel.status_message.connect(self.status_message)
         self.show_phi.toggled.connect(self._refresh_info)
+        self.show_phi.toggled.connect(self.header.set_show_phi)
         self.folder_list.itemActivated.connect(self._on_folder_item)
         self.folder_list.itemClicked.connect(self._on_folder_item)
 
@@ -169,6 +173,7 @@ class ViewerTab(QWidget):
         self.preset.setCurrentIndex(0)
         self._apply_preset(0)
         self._refresh_info()
+        self.header.set_image(radiograph.path, radiograph.source_format == "DICOM")
         self._list_folder(Path(radiograph.path))
         self.model_panel.request_prediction()
         notes = "; ".join(radiograph.notes)
