@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.dataset_tab.dataset_opened.connect(self._on_dataset_opened)
         self.dataset_tab.open_image_requested.connect(self.open_image)
         self.training_tab.open_in_viewer.connect(self.open_with_model)
+        self.training_tab.engine.running_changed.connect(self._on_training_running)
         self.dataset_tab.augment.settings_changed.connect(self.training_tab.set_augment_settings)
         self._build_menus()
         QTimer.singleShot(0, self._probe_device)
@@ -100,6 +101,11 @@ class MainWindow(QMainWindow):
     def open_image(self, path: str) -> None:
         self.tabs.setCurrentWidget(self.viewer_tab)
         self.viewer_tab.open_image(path)
+
+    @Slot(bool)
+    def _on_training_running(self, running: bool) -> None:
+        if not running:  # a run was added or finished: the Viewer can use it now
+            self.viewer_tab.model_panel.refresh_runs()
 
     @Slot(str, str)
     def open_with_model(self, path: str, run_dir: str) -> None:
