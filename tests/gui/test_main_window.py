@@ -72,3 +72,17 @@ def test_training_uses_the_augmentations_of_the_dataset_preview(main_window):
     assert main_window.training_tab.augment_settings == chosen
     main_window.training_tab.augment.setChecked(False)
     assert main_window.training_tab.augment_settings == chosen  # kept for when it is on again
+
+
+def test_dropping_a_file_on_the_viewer_opens_it(main_window, qtbot, testdata):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(testdata("MR_small.dcm")))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    main_window.viewer_tab.dropEvent(event)
+    qtbot.waitUntil(lambda: main_window.viewer_tab.radiograph is not None
+                    and not main_window.runner.busy(), timeout=20_000)
+    assert main_window.viewer_tab.radiograph.path.endswith("MR_small.dcm")

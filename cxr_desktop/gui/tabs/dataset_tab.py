@@ -39,6 +39,7 @@ from cxr_desktop.core.data.spec import DatasetSpec, Problem
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.paths import demo_dir
 from cxr_desktop.gui.dialogs.csv_mapping import CsvMappingDialog
+from cxr_desktop.gui.drops import accept_file_drag, dropped_path
 from cxr_desktop.gui.widgets.augment_preview import AugmentPreview
 from cxr_desktop.gui.widgets.balance_chart import BalanceChart
 from cxr_desktop.gui.widgets.thumbnail_grid import ThumbnailGrid
@@ -211,13 +212,12 @@ class DatasetTab(QWidget):
                             done=self._on_opened, failed=self._on_failed)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drag(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        urls = event.mimeData().urls()
-        if urls:
-            self.open_dataset(urls[0].toLocalFile())
+        path = dropped_path(event)
+        if path:
+            self.open_dataset(path)
 
     @Slot(object)
     def _on_opened(self, spec: DatasetSpec) -> None:

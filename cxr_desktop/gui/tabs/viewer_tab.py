@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from cxr_desktop.core.io import Radiograph, load_image
 from cxr_desktop.core.io.window import full_range_window, percentile_window
+from cxr_desktop.gui.drops import accept_file_drag, dropped_path
 from cxr_desktop.gui.widgets.annotation_panel import AnnotationPanel
 from cxr_desktop.gui.widgets.header_panel import HeaderPanel
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
@@ -155,13 +156,12 @@ class ViewerTab(QWidget):
                 self.folder_list.setCurrentRow(row)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drag(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        urls = event.mimeData().urls()
-        if urls:
-            self.open_image(urls[0].toLocalFile())
+        path = dropped_path(event)
+        if path:
+            self.open_image(path)
 
     def shutdown(self) -> None:
         """Save the current image's unsaved annotations (the window calls this on close)."""
