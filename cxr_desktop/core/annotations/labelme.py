@@ -26,7 +26,6 @@ words). labelme ``mask`` and ``points`` shapes have no counterpart here and are 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from cxr_desktop.core.annotations.shapes import Shape
 from cxr_desktop.core.atomic import atomic_write_json
 from cxr_desktop.core.errors import FileError
+from cxr_desktop.core.jsonfile import read_json
 
 LABELME_VERSION = "5.5.0"
 MARKER_PREFIX = "cxr:"
@@ -159,14 +159,7 @@ def load_labelme(path: str | Path) -> tuple[list[Shape], str, tuple[int, int]]:
     Raises FileError naming the file (and the shape, 1-based) when it cannot be read.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileError(path, f"cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise FileError(path, f"not valid JSON: {exc}") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise FileError(path, "not a labelme file (the top level is not an object)")
     image_path = doc.get("imagePath")

@@ -22,6 +22,7 @@ import numpy as np
 from cxr_desktop.core.annotations.shapes import Shape
 from cxr_desktop.core.atomic import atomic_write_text
 from cxr_desktop.core.errors import DatasetError
+from cxr_desktop.core.jsonfile import read_json
 
 SPLITS = ("train", "val", "test")
 TASKS = ("binary", "multiclass", "multilabel")
@@ -270,15 +271,9 @@ class DatasetSpec:
     def load(cls, path: str | Path) -> DatasetSpec:
         """Read a spec saved by :meth:`save`; raises DatasetError naming the file."""
         path = Path(path)
+        data = read_json(path, DatasetError)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             return cls.from_dict(data, base=path.parent.resolve())
-        except FileNotFoundError:
-            raise DatasetError(path, "file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(path, f"cannot read: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise DatasetError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise DatasetError(path, f"not a valid dataset spec: {reason}") from None

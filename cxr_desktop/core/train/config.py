@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cxr_desktop.core.atomic import atomic_write_json
 from cxr_desktop.core.errors import CxrError, FileError
+from cxr_desktop.core.jsonfile import read_json
 
 SCHEDULES = ("onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
@@ -124,12 +124,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise FileError(path, "training settings file not found") from exc
-        except (OSError, ValueError) as exc:
-            raise FileError(path, f"not readable training settings ({exc})") from exc
+        data = read_json(path)
         if not isinstance(data, dict):
             raise FileError(path, "training settings must be a JSON object")
         return cls.from_dict(data)
