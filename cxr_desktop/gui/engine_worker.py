@@ -7,17 +7,14 @@ while ``run()`` blocks. The worker emits ``done`` or ``failed`` exactly once.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from cxr_desktop.core.crashlog import record_crash
 from cxr_desktop.core.errors import CxrError
-
-log = logging.getLogger(__name__)
+from cxr_desktop.gui.workers import call_guarded, start_in_thread
 
 #: ``job(on_event, should_stop) -> result``
 Job = Callable[[Callable[[dict], None], Callable[[], bool]], Any]
@@ -35,16 +32,12 @@ class EngineWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
-            result = self._job(self.event.emit, self.cancel.is_set)
-        except CxrError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # one line for the user; the traceback goes to the log
-            log.exception("training worker failed")
-            record_crash(exc, "the training worker")
-            self.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
+        ok, value = call_guarded(lambda: self._job(self.event.emit, self.cancel.is_set),
+                                 "the training worker")
+        if ok:
+            self.done.emit(value)
         else:
-            self.done.emit(result)
+            self.failed.emit(value)
 
 
 class EngineRunner(QObject):
@@ -66,18 +59,13 @@ class EngineRunner(QObject):
     def start(self, job: Job) -> None:
         if self._thread is not None:
             raise CxrError("a training job is already running")
-        thread = QThread(self)
         worker = EngineWorker(job)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.event.connect(self.event)
         worker.done.connect(self.done)
         worker.failed.connect(self.failed)
-        worker.done.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        thread.finished.connect(self._on_finished)
-        self._thread, self._worker = thread, worker
-        thread.start()
+        self._worker = worker
+        self._thread = start_in_thread(self, worker, (worker.done, worker.failed),
+                                       self._on_finished)
         self.running_changed.emit(True)
 
     def stop(self) -> None:

@@ -20,6 +20,34 @@ from cxr_desktop.core.errors import CxrError
 log = logging.getLogger(__name__)
 
 
+def call_guarded(fn: Callable[[], Any], where: str) -> tuple[bool, Any]:
+    """``(True, result)``, or ``(False, a one-line message)`` when ``fn`` raised; an
+    unexpected error is also logged with its traceback and written to the crash log."""
+    try:
+        return True, fn()
+    except CxrError as exc:
+        return False, str(exc)
+    except Exception as exc:  # shown to the user as one line, logged with its traceback
+        log.exception("unexpected error in %s", where)
+        record_crash(exc, where)
+        return False, f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def start_in_thread(parent: QObject, worker: QObject, ends: tuple[Any, ...],
+                    on_finished: Callable[[], None]) -> QThread:
+    """Move ``worker`` to a new QThread and run its ``run`` slot there; the thread quits on
+    any of the ``ends`` signals, and ``on_finished`` (connected before the start, so a job
+    that ends at once is not missed) runs when it has."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    for end in ends:
+        end.connect(thread.quit)
+    thread.finished.connect(on_finished)
+    thread.start()
+    return thread
+
+
 class _Task(QObject):
     succeeded = Signal(int, object)
     failed = Signal(int, str)
@@ -30,16 +58,12 @@ class _Task(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
-            result = self._fn(*self._args)
-        except CxrError as exc:
-            self.failed.emit(self._id, str(exc))
-        except Exception as exc:  # shown to the user as one line, logged with its traceback
-            log.exception("unexpected error in a background task")
-            record_crash(exc, f"background task {getattr(self._fn, '__qualname__', '?')}")
-            self.failed.emit(self._id, f"unexpected error: {type(exc).__name__}: {exc}")
+        where = f"background task {getattr(self._fn, '__qualname__', '?')}"
+        ok, value = call_guarded(lambda: self._fn(*self._args), where)
+        if ok:
+            self.succeeded.emit(self._id, value)
         else:
-            self.succeeded.emit(self._id, result)
+            self.failed.emit(self._id, value)
 
 
 class TaskRunner(QObject):
@@ -57,17 +81,12 @@ class TaskRunner(QObject):
         request_id = next(self._ids)
         self._latest[channel] = request_id
         self._callbacks[request_id] = (channel, done, failed)
-        thread = QThread(self)
         task = _Task(request_id, fn, args)
-        task.moveToThread(thread)
-        thread.started.connect(task.run)
         task.succeeded.connect(self._on_succeeded)
         task.failed.connect(self._on_failed)
-        task.succeeded.connect(thread.quit)
-        task.failed.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
+        thread = start_in_thread(self, task, (task.succeeded, task.failed),
+                                 self._on_thread_finished)
         self._threads[request_id] = (thread, task)
-        thread.start()
         return request_id
 
     def busy(self, channel: str | None = None) -> bool:
