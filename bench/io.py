@@ -7,24 +7,12 @@ ours / plain: what our chain costs on top of pydicom's decode (Modality LUT, inv
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import pydicom
 from pydicom.data import get_testdata_file
+from timing import median_seconds
 
 from cxr_desktop.core.io import load_image, to_display
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: imports, plugin discovery, page cache
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -19,9 +19,6 @@ The ratio is ours / naive; the target is at most 0.5 for both files.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pydicom
@@ -30,6 +27,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from timing import median_seconds
 
 from cxr_desktop.core.infer import CamExplainer, Predictor
 from cxr_desktop.core.io import INTENSITY_CHAIN
@@ -39,15 +37,6 @@ from cxr_desktop.core.models import build_model
 FILES = ("RG1_UNCI.dcm", "RG1_J2KR.dcm")
 TARGET = 0.5
 
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: imports, plugin discovery, page cache, allocator
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def naive(path: str, model: torch.nn.Module, size: int, device: torch.device) -> np.ndarray:
