@@ -72,7 +72,16 @@ def test_stop_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, spec)
 
 
 def test_best_checkpoint_is_the_best_val_auc_epoch(tmp_path, spec):
-    result = fit(config(tmp_path, "run", epochs=3), spec=spec)
+    rows_at_epoch_events, best_of_events = [], []
+
+    def on_event(event):
+        if event["type"] == "epoch":
+            record = RunRegistry().get(tmp_path / "run")
+            rows_at_epoch_events.append((record.epochs_done, record.status,
+                                         record.best_epoch, record.best_val_auc))
+            best_of_events.append((event["epoch"], event["best_epoch"], event["best_val_auc"]))
+
+    result = fit(config(tmp_path, "run", epochs=3), on_event, spec=spec)
     folder = RunFolder(result.run_dir)
     history = folder.read_metrics()
     best_auc = max(r["val_auc"] for r in history)
@@ -95,6 +104,12 @@ def test_best_checkpoint_is_the_best_val_auc_epoch(tmp_path, spec):
     assert [r.run_dir for r in records] == [str(folder.path.resolve())]
     assert records[0].best_epoch == best_epoch and records[0].arch == "small_cnn"
     assert records[0].status == "done" and records[0].task == "binary"
+    # The history in the GUI refreshes on epoch events: the row must already be up to date.
+    assert rows_at_epoch_events == [(epoch, "running", best, auc)
+                                    for epoch, best, auc in best_of_events]
+    assert [epoch for epoch, _, _ in best_of_events] == [1, 2, 3]
+    for epoch, best, auc in best_of_events:
+        assert best <= epoch and auc == max(r["val_auc"] for r in history[:epoch])
 
 
 def test_resume_after_a_kill_drops_lines_newer_than_the_checkpoint(tmp_path, spec):

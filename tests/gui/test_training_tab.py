@@ -50,6 +50,8 @@ def test_start_streams_points_then_stop_leaves_a_checkpoint(tab, qtbot, demo_spe
     xs, ys = tab.plots.val_curve.getData()
     assert len(xs) >= 1 and ys[0] == pytest.approx(tab.plots.val_loss[0])
     assert len(tab.plots.train_curve.getData()[0]) >= 2
+    assert tab.history.item(0, 3).text() == "running"
+    assert tab.history.item(0, 4).text() != "0/40" and tab.history.item(0, 5).text() != ""
     tab.stop_button.click()
     qtbot.waitUntil(lambda: not tab.engine.is_running(), timeout=30_000)
     assert tab.start_button.isEnabled() and not tab.stop_button.isEnabled()

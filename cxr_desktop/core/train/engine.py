@@ -137,11 +137,20 @@ def _execute(
     should_stop: Callable[[], bool] | None,
     registry: RunRegistry | None,
 ) -> RunResult:
-    emit = on_event or (lambda event: None)
+    sink = on_event or (lambda event: None)
     should_stop = should_stop or _never
     registry = registry or RunRegistry()
     registry.start(folder.path, arch=config.arch, dataset=config.dataset, task=spec.task,
                    epochs=config.epochs)
+
+    def emit(event: dict[str, Any]) -> None:
+        """Pass events on; each finished epoch is in the registry before anyone hears of it,
+        so a history refreshed on the event shows it."""
+        if event["type"] == "epoch":
+            registry.update(folder.path, epochs_done=event["epoch"],
+                            best_val_auc=event["best_val_auc"], best_epoch=event["best_epoch"])
+        sink(event)
+
     status = "failed"
     result: RunResult | None = None
     try:

@@ -267,7 +267,7 @@ class TrainingSession:
             save_checkpoint(self.folder.best_path, checkpoint)
         save_checkpoint(self.folder.last_path, checkpoint)
         self.emit(jsonable({"type": "epoch", **record, "best": improved,
-                            "best_epoch": self.best.epoch}))
+                            "best_epoch": self.best.epoch, "best_val_auc": self.best.val_auc}))
         if early and self.epoch < config.epochs:
             self.emit({"type": "message", "text": (
                 f"early stop after epoch {self.epoch}: no better validation AUC for "
