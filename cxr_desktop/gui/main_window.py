@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(open_dataset)
         self.recent_menu = file_menu.addMenu("&Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_menu.triggered.connect(self._open_recent)
         file_menu.addSeparator()
         preferences = QAction("&Preferences...", self,
                               shortcut=QKeySequence.StandardKey.Preferences)
@@ -82,10 +83,11 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(f"{Path(path).name}  ({kind})")
             action.setData((kind, path))
             action.setToolTip(path)
-        self.recent_menu.triggered.connect(self._open_recent)
 
     @Slot(QAction)
     def _open_recent(self, action: QAction) -> None:
+        if not action.data():
+            return
         kind, path = action.data()
         if kind == "image":
             self.open_image(path)

@@ -86,3 +86,17 @@ def test_dropping_a_file_on_the_viewer_opens_it(main_window, qtbot, testdata):
     qtbot.waitUntil(lambda: main_window.viewer_tab.radiograph is not None
                     and not main_window.runner.busy(), timeout=20_000)
     assert main_window.viewer_tab.radiograph.path.endswith("MR_small.dcm")
+
+
+def test_a_recent_entry_opens_its_file_once_however_often_the_menu_was_shown(
+        main_window, monkeypatch, testdata):
+    from cxr_desktop.gui.settings import remember_recent
+
+    remember_recent("images", str(testdata("MR_small.dcm")))
+    opened: list[str] = []
+    monkeypatch.setattr(main_window.viewer_tab, "open_image", opened.append)
+    for _ in range(3):
+        main_window.recent_menu.aboutToShow.emit()
+    entry = next(a for a in main_window.recent_menu.actions() if "MR_small" in a.text())
+    main_window.recent_menu.triggered.emit(entry)
+    assert opened == [str(testdata("MR_small.dcm"))]
