@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -93,3 +94,16 @@ def test_fit_scope_needs_images():
     with pytest.raises(CxrError, match="2 training"):
         fit_scope(model, one, one)
 
+
+
+def test_a_stopped_scope_fit_saves_nothing(tiny_run, tmp_path):
+    run_dir, spec, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / SCOPE_NAME).unlink()
+    calls = []
+    assert fit_run_scope(copy, spec, should_stop=lambda: calls.append(1) or len(calls) > 1) \
+        is None
+    assert not (copy / SCOPE_NAME).exists() and len(calls) == 2
+    assert isinstance(fit_run_scope(copy, spec), ScopeModel)
+    assert (copy / SCOPE_NAME).is_file()

@@ -71,6 +71,31 @@ def test_stop_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, spec)
     assert again.status == "done" and len(folder.read_metrics()) == 3
 
 
+def test_stop_during_validation_then_resume_matches_an_uninterrupted_run(tmp_path, spec):
+    straight = fit(config(tmp_path, "straight"), spec=spec)
+    trained_epoch_2, messages = [], []
+
+    def on_event(event):
+        if event["type"] == "batch" and event["epoch"] == 2 and event["progress"] >= 1.0:
+            trained_epoch_2.append(event)  # the next should_stop() is in validation
+        if event["type"] == "message":
+            messages.append(event["text"])
+
+    stopped = fit(config(tmp_path, "stopped"), on_event, lambda: bool(trained_epoch_2),
+                  spec=spec)
+    assert stopped.status == "stopped" and stopped.epochs_done == 1
+    assert any("stopped in validation of epoch 2" in text for text in messages)
+    folder = RunFolder(tmp_path / "stopped")
+    checkpoint = load_checkpoint(folder.last_path)
+    assert checkpoint["epoch"] == 1 and checkpoint["pos"] == 32  # all of epoch 2 trained
+
+    resumed = resume(folder.path)
+    assert resumed.status == "done" and resumed.epochs_done == 3
+    for mine, theirs in zip(resumed.history, straight.history, strict=True):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4)
+
+
 def test_best_checkpoint_is_the_best_val_auc_epoch(tmp_path, spec):
     rows_at_epoch_events, best_of_events = [], []
 

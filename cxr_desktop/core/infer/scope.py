@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,17 +150,27 @@ def fit_scope(model: CxrNet, train_batches: Iterable[Tensor | np.ndarray],
     return scope
 
 
-def _chunks(images: np.ndarray, rows: np.ndarray, size: int) -> Iterable[np.ndarray]:
+class _Stopped(Exception):
+    """``should_stop`` turned true between two batches of a scope fit."""
+
+
+def _chunks(images: np.ndarray, rows: np.ndarray, size: int,
+            should_stop: Callable[[], bool]) -> Iterable[np.ndarray]:
     for start in range(0, len(rows), size):
+        if should_stop():
+            raise _Stopped
         yield np.ascontiguousarray(images[np.sort(rows[start:start + size])])
 
 
 def fit_run_scope(run_dir: str | Path, spec: Any = None, device: str = "cpu",
-                  batch_size: int = 64) -> ScopeModel:
+                  batch_size: int = 64,
+                  should_stop: Callable[[], bool] | None = None) -> ScopeModel | None:
     """Fit the scope of a finished run on its best checkpoint; save ``scope.npz`` in it.
 
     ``spec`` is the run's DatasetSpec (default: the ``dataset.json`` snapshot in the run
     folder). The images come from the training cache, which is reused, not rebuilt.
+    ``should_stop()`` is checked before every batch; when it turns true, nothing is saved
+    and the call returns None.
     """
     # Imported here: training pulls in the data pipeline, inference alone does not need it.
     from cxr_desktop.core.data.spec import DatasetSpec
@@ -177,8 +187,12 @@ def fit_run_scope(run_dir: str | Path, spec: Any = None, device: str = "cpu",
     data = prepare_data(spec, size, cache_root=config.cache_dir or None,
                         workers=config.workers)
     images = data.cache.images
-    scope = fit_scope(run.model, _chunks(images, data.train_rows, batch_size),
-                      _chunks(images, data.val_rows, batch_size))
+    stop = should_stop or (lambda: False)
+    try:
+        scope = fit_scope(run.model, _chunks(images, data.train_rows, batch_size, stop),
+                          _chunks(images, data.val_rows, batch_size, stop))
+    except _Stopped:
+        return None
     scope.meta.update(checkpoint_meta(run.checkpoint_path.name, run.metadata))
     scope.save(folder.path / SCOPE_NAME)
     return scope

@@ -172,13 +172,17 @@ def _execute(
 
 
 def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
-               emit: EventSink) -> None:
+               emit: EventSink, should_stop: Callable[[], bool]) -> None:
     """The out-of-scope model of the best checkpoint (features of train and val images);
     a run is still done without it: the viewer then checks DICOM tags only."""
     try:
-        fit_run_scope(folder.path, spec, device=str(device))
+        scope = fit_run_scope(folder.path, spec, device=str(device), should_stop=should_stop)
     except (CxrError, ValueError) as exc:
         emit({"type": "message", "text": f"no feature-based scope check for this run: {exc}"})
+        return
+    if scope is None:
+        emit({"type": "message", "text": "stopped before the out-of-scope model was fitted: "
+              "the viewer checks this run's images by their DICOM tags only"})
 
 
 def _train(
@@ -215,7 +219,7 @@ def _train(
         folder.write_metrics([])
     status = session.run()
     if status == "done" and folder.best_path.exists():
-        _fit_scope(folder, spec, device, emit)
+        _fit_scope(folder, spec, device, emit, should_stop)
     best = session.best
     return RunResult(folder.path, status, config.epochs, session.epoch, best.epoch,
                      best.val_auc if best.val_auc is not None and math.isfinite(best.val_auc)

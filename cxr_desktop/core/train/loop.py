@@ -238,12 +238,16 @@ def evaluate(
     precision: Precision,
     batch_size: int,
     threshold: float,
-) -> dict[str, Any]:
-    """``val_loss`` and :func:`classification_metrics` on the validation rows."""
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """``val_loss`` and :func:`classification_metrics` on the validation rows; None when
+    ``should_stop()`` turned true between two batches."""
     model.eval()
     rows = np.sort(data.val_rows)
     loss_sum, probs = 0.0, []
     for start in range(0, len(rows), batch_size):
+        if should_stop():
+            return None
         chunk = rows[start:start + batch_size]
         images, targets = reader.get(chunk)
         with precision.autocast():

@@ -239,14 +239,16 @@ class TrainingSession:
             log_every=config.log_every_n_batches, emit=self.emit,
             should_stop=self.should_stop)
         self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
-        if not completed:
-            save_checkpoint(self.folder.last_path, self._checkpoint(None))
-            self.emit({"type": "message", "text": f"stopped in epoch {epoch + 1}: "
-                       f"{self.folder.last_path} saved, resume to go on"})
-            return False
         train_s = time.perf_counter() - started
         metrics = evaluate(self.model, self.reader, data, self.eval_loss, self.precision,
-                           stepper.batch_size, config.threshold)
+                           stepper.batch_size, config.threshold,
+                           self.should_stop) if completed else None
+        if metrics is None:  # stopped in training or validation: resume goes on from here
+            save_checkpoint(self.folder.last_path, self._checkpoint(None))
+            where = "validation of" if completed else "training"
+            self.emit({"type": "message", "text": f"stopped in {where} epoch {epoch + 1}: "
+                       f"{self.folder.last_path} saved, resume to go on"})
+            return False
         epoch_s = time.perf_counter() - started
         record = {
             "epoch": epoch + 1, "epochs": config.epochs, "phase": self.phase,
