@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from cxr_desktop.core.errors import CxrError
-from cxr_desktop.gui.workers import call_guarded, start_in_thread
+from cxr_desktop.gui.workers import call_guarded, start_in_thread, wait_or_keep_alive
 
 #: ``job(on_event, should_stop) -> result``
 Job = Callable[[Callable[[dict], None], Callable[[], bool]], Any]
@@ -88,5 +88,5 @@ class EngineRunner(QObject):
             return
         self.stop()
         self._thread.quit()
-        self._thread.wait(timeout_ms)
-        self._on_finished()
+        if wait_or_keep_alive(self._thread, self._worker, timeout_ms):
+            self._on_finished()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Slot
@@ -16,6 +18,8 @@ from cxr_desktop.gui.tabs.dataset_tab import DatasetTab
 from cxr_desktop.gui.tabs.training_tab import TrainingTab
 from cxr_desktop.gui.tabs.viewer_tab import ViewerTab
 from cxr_desktop.gui.workers import TaskRunner
+
+log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 
@@ -46,6 +50,8 @@ class MainWindow(QMainWindow):
         self.training_tab.engine.running_changed.connect(self._on_training_running)
         self.dataset_tab.augment.settings_changed.connect(self.training_tab.set_augment_settings)
         self._build_menus()
+        self._close_poll = QTimer(self, interval=100)
+        self._close_poll.timeout.connect(self._close_if_idle)
         QTimer.singleShot(0, self._probe_device)
 
     def _build_menus(self) -> None:
@@ -148,9 +154,47 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         QMessageBox.about(self, "About cxr-desktop", about_text(self.device))
 
+    def background_work(self) -> str:
+        """What still runs in a worker thread, in words; "" when nothing does."""
+        busy = []
+        if self.training_tab.engine.is_running():
+            busy.append("the training run to save its checkpoint")
+        if self.runner.busy():
+            busy.append("a background task")
+        return " and ".join(busy)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        """Close only when no worker runs: Stop is asked for, the window waits (greyed, a
+        status line saying what for) and closes itself when the work has ended."""
+        busy = self.background_work()
+        if busy:
+            event.ignore()
+            self._close_when_idle(busy)
+            return
+        self._close_poll.stop()
         self.training_tab.shutdown()
         self.dataset_tab.shutdown()
         self.viewer_tab.shutdown()
         self.runner.shutdown()
         super().closeEvent(event)
+
+    def _close_when_idle(self, busy: str) -> None:
+        if self._close_poll.isActive():  # asked again while waiting
+            answer = QMessageBox.question(
+                self, "Quit now?",
+                f"Still waiting for {busy}.\n\nQuit without waiting? Checkpoints and "
+                "annotations already saved are kept; the work in progress is lost.")
+            if answer == QMessageBox.StandardButton.Yes:
+                self.viewer_tab.shutdown()
+                log.warning("quit while waiting for %s", busy)
+                os._exit(0)  # every file is written atomically: nothing is left half-written
+            return
+        self.training_tab.engine.stop()
+        self.dataset_tab.shutdown()
+        self.centralWidget().setEnabled(False)
+        self.statusBar().showMessage(f"Closing: waiting for {busy}...")
+        self._close_poll.start()
+
+    def _close_if_idle(self) -> None:
+        if not self.background_work():
+            self.close()

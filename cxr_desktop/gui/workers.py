@@ -48,6 +48,21 @@ def start_in_thread(parent: QObject, worker: QObject, ends: tuple[Any, ...],
     return thread
 
 
+_still_running: list[tuple[QThread, QObject]] = []
+
+
+def wait_or_keep_alive(thread: QThread, worker: QObject, timeout_ms: int) -> bool:
+    """Wait for ``thread``; True when it has finished. A thread still running after the
+    timeout is detached from its parent and kept referenced until the process ends: Qt
+    aborts the process when a running QThread is destroyed (with its parent, or by GC)."""
+    if thread.wait(timeout_ms):
+        return True
+    log.warning("a worker thread is still running after %d ms; left to finish", timeout_ms)
+    thread.setParent(None)
+    _still_running.append((thread, worker))
+    return False
+
+
 class _Task(QObject):
     succeeded = Signal(int, object)
     failed = Signal(int, str)
@@ -121,8 +136,10 @@ class TaskRunner(QObject):
                 thread.deleteLater()
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Wait for every running task (they are short); used when the window closes."""
-        for thread, _task in list(self._threads.values()):
+        """Wait for every running task; used when the window closes (after waiting for
+        :meth:`busy` to turn false, so normally nothing is left to wait for)."""
+        for request_id, (thread, task) in list(self._threads.items()):
             thread.quit()
-            thread.wait(timeout_ms)
+            if not wait_or_keep_alive(thread, task, timeout_ms):
+                del self._threads[request_id]
         self._on_thread_finished()

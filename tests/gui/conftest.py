@@ -32,4 +32,5 @@ def main_window(qtbot):
     window.show()
     qtbot.waitUntil(lambda: window.device is not None, timeout=30_000)
     yield window
-    window.close()
+    window.close()  # waits (without blocking) for any work still running, then closes
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtWidgets import QMessageBox
 
@@ -100,3 +102,30 @@ def test_a_recent_entry_opens_its_file_once_however_often_the_menu_was_shown(
     entry = next(a for a in main_window.recent_menu.actions() if "MR_small" in a.text())
     main_window.recent_menu.triggered.emit(entry)
     assert opened == [str(testdata("MR_small.dcm"))]
+
+
+def test_closing_during_training_stops_it_saves_a_checkpoint_then_closes(
+        main_window, qtbot, tmp_path):
+    from cxr_desktop.core.data import open_dataset
+    from cxr_desktop.core.data.demo import make_demo_dataset
+    from cxr_desktop.core.runs.registry import RunRegistry
+
+    make_demo_dataset(tmp_path / "demo", n_images=40, size=96, seed=5)
+    tab = main_window.training_tab
+    tab.set_dataset(open_dataset(tmp_path / "demo"))
+    tab.arch.setCurrentIndex(tab.arch.findData("small_cnn"))
+    tab.size.setValue(64)
+    tab.epochs.setValue(50)
+    tab.freeze.setValue(0)
+    tab.batch.setValue(8)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: len(tab.plots.batch_x) >= 1, timeout=120_000)
+
+    assert not main_window.close()  # refused while the run goes on: Stop is asked for
+    assert main_window.isVisible() and not main_window.centralWidget().isEnabled()
+    assert "waiting for the training run" in main_window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not main_window.isVisible(), timeout=60_000)
+    assert not tab.engine.is_running()
+    record = RunRegistry().list()[0]
+    assert record.status == "stopped" and record.epochs_done < 50
+    assert (Path(record.run_dir) / "last.pt").is_file()
