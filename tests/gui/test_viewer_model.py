@@ -93,3 +93,25 @@ def test_folder_navigation_and_phi(main_window, qtbot, tmp_path, testdata):
     qtbot.waitUntil(lambda: viewer.radiograph is not None
                     and viewer.radiograph.path.endswith("b.dcm"), timeout=20_000)
     qtbot.waitUntil(lambda: not main_window.runner.busy(), timeout=20_000)
+
+
+def test_a_cam_that_arrives_after_the_overlay_was_switched_off_is_not_shown(
+        main_window, qtbot, run_dir):
+    run, demo_root = run_dir
+    viewer = main_window.viewer_tab
+    panel = viewer.model_panel
+    panel.load_model(run)
+    qtbot.waitUntil(lambda: panel.predictor is not None, timeout=60_000)
+    first, second = sorted((demo_root / "test").glob("*.jpg"))[:2]
+    main_window.open_image(str(first))
+    _wait_prediction(main_window, qtbot)
+    panel.show_cam.setChecked(True)
+    qtbot.waitUntil(lambda: panel.cam_result is not None and not main_window.runner.busy(),
+                    timeout=60_000)
+    panel.prediction = None
+    main_window.open_image(str(second))
+    qtbot.waitUntil(lambda: viewer.canvas.radiograph.path == str(second), timeout=60_000)
+    # The prediction of the new image, with its CAM, is computing; the user turns CAM off.
+    panel.show_cam.setChecked(False)
+    _wait_prediction(main_window, qtbot)
+    assert not viewer.canvas.overlay_item.isVisible() and panel.cam_result is None

@@ -168,7 +168,8 @@ class CamExplainer:
             logits = self.model.forward_head(maps)[0]
         name, output, sign = self.target(target_class, logits)
         cache_key = (key, method, layer, "" if method == "eigencam" else name)
-        small = self._cams.get(cache_key)
+        with p.lock:  # workers may explain concurrently
+            small = self._cams.get(cache_key)
         cached = small is not None
         if small is None:
             if method == "cam":
@@ -208,6 +209,7 @@ class CamExplainer:
         return normalize(result[0])
 
     def _remember(self, key: tuple[str, str, str, str], cam: np.ndarray) -> None:
-        self._cams[key] = cam
-        while len(self._cams) > self.cache_size:
-            self._cams.popitem(last=False)
+        with self.predictor.lock:
+            self._cams[key] = cam
+            while len(self._cams) > self.cache_size:
+                self._cams.popitem(last=False)

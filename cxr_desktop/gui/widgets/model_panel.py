@@ -3,6 +3,7 @@ the CAM overlay. Prediction and CAM run in workers; the newest request wins."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -186,23 +187,40 @@ class ModelPanel(QWidget):
             return
         self._runner.submit("viewer.predict", _predict_and_explain, self.predictor,
                             self.explainer, radiograph, self.cam_request(),
-                            done=self._on_predicted, failed=self._on_failed)
+                            done=partial(self._on_predicted, radiograph, self.predictor),
+                            failed=self._on_failed)
 
-    def _on_predicted(self, result: tuple[Prediction, CamResult | None]) -> None:
+    def _on_predicted(self, radiograph: Radiograph, predictor: Predictor,
+                      result: tuple[Prediction, CamResult | None]) -> None:
+        if radiograph is not self.canvas.radiograph or predictor is not self.predictor:
+            return  # for an image or a model no longer shown
         self.prediction, cam = result
         self._show_prediction(self.prediction)
-        self._show_cam(cam)
+        self._offer_cam(radiograph, cam)
 
     def _on_cam_settings(self) -> None:
         radiograph = self.canvas.radiograph
         request = self.cam_request()
-        if request is None:
-            self._runner.submit("viewer.cam", _none, done=self._show_cam, failed=self._on_failed)
-            return
-        if self.explainer is None or radiograph is None:
+        if request is None or self.explainer is None or radiograph is None:
+            # An empty job on the CAM channel makes any CAM still computing stale.
+            self._runner.submit("viewer.cam", _none, done=_none, failed=self._on_failed)
+            self._show_cam(None)
             return
         self._runner.submit("viewer.cam", _explain, self.explainer, radiograph, request,
-                            done=self._show_cam, failed=self._on_failed)
+                            done=partial(self._offer_cam, radiograph), failed=self._on_failed)
+
+    def _offer_cam(self, radiograph: Radiograph, cam: CamResult | None) -> None:
+        """Show ``cam`` (computed for ``radiograph``) only if it answers what the panel asks
+        now: the prediction and the CAM channels finish in any order."""
+        if radiograph is not self.canvas.radiograph:
+            return
+        request = self.cam_request()
+        if request is None:
+            self._show_cam(None)
+        elif cam is not None and cam.method == request["method"] \
+                and request["layer"] in (None, cam.layer) \
+                and request["target_class"] in (None, cam.target_class):
+            self._show_cam(cam)
 
     def _show_cam(self, cam: CamResult | None) -> None:
         self.cam_result = cam
@@ -249,6 +267,5 @@ class ModelPanel(QWidget):
             self.model_label.setText(message)
 
 
-def _none() -> None:
-    """An empty job on the CAM channel: it makes any CAM still computing stale."""
+def _none(*_: object) -> None:
     return None
