@@ -99,7 +99,7 @@ def test_sigkill_mid_run_then_resume_completes(tmp_path, dataset, capsys):
     folder = RunFolder(run_dir)
     done_before = load_checkpoint(folder.last_path)["epoch"]
     assert 1 <= done_before < 6
-    assert RunRegistry().get(run_dir).status == "running"
+    assert RunRegistry().get(run_dir).status == "interrupted"  # its process is gone
 
     assert main(["resume", str(run_dir), "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -180,6 +180,36 @@ def test_registry_status_and_listing(tmp_path):
     assert registry.get(tmp_path / "b") is None
 
 
+def test_a_running_row_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the schema of version 0.1.0: no pid column
+        db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, run_dir TEXT NOT "
+                   "NULL UNIQUE, created TEXT NOT NULL, updated TEXT NOT NULL, arch TEXT NOT "
+                   "NULL, dataset TEXT NOT NULL, task TEXT NOT NULL DEFAULT '', epochs INTEGER "
+                   "NOT NULL DEFAULT 0, epochs_done INTEGER NOT NULL DEFAULT 0, status TEXT NOT "
+                   "NULL, best_val_auc REAL, best_epoch INTEGER)")
+        db.execute("INSERT INTO runs (run_dir, created, updated, arch, dataset, status) "
+                   "VALUES ('/runs/old', 't', 't', 'resnet18', 'd', 'running')")
+    db.close()
+    registry = RunRegistry(path)
+    assert registry.get("/runs/old").status == "interrupted"
+    registry.start(tmp_path / "mine", arch="small_cnn", dataset="d", task="binary", epochs=2)
+    assert registry.get(tmp_path / "mine").status == "running"  # this process runs it
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET pid = ? WHERE run_dir = ?",
+                   (int(finished.stdout), str((tmp_path / "mine").resolve())))
+    db.close()
+    assert [r.status for r in registry.list()] == ["interrupted", "interrupted"]
+    registry.update(tmp_path / "mine", status="stopped")
+    assert registry.get(tmp_path / "mine").status == "stopped"
+
+
 def test_load_run_errors_name_the_folder(tmp_path):
     with pytest.raises(FileError, match="no checkpoint"):
         load_run(tmp_path)

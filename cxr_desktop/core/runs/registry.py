@@ -2,20 +2,25 @@
 
 The run folders are the truth; the registry is the list the app shows (history, status and
 best AUC) without opening every folder. Each call opens its own connection, so the training
-thread and the GUI thread can both use it.
+thread and the GUI thread can both use it. A run whose process died (killed, a crash, a
+power cut) never said so: it is read back as ``interrupted`` when the process that
+registered it is gone.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cxr_desktop.core import paths
 
 STATUSES = ("running", "done", "stopped", "failed")
+#: Read back instead of "running" when the process that ran it is gone; never stored.
+INTERRUPTED = "interrupted"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -30,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs_done INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     best_val_auc REAL,
-    best_epoch INTEGER
+    best_epoch INTEGER,
+    pid INTEGER
 )
 """
 
@@ -49,6 +55,7 @@ class RunRecord:
     status: str
     best_val_auc: float | None
     best_epoch: int | None
+    pid: int | None = None
 
 
 def default_registry_path() -> Path:
@@ -59,6 +66,27 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _process_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid() or os.name == "nt":  # os.kill(pid, 0) would end it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    record = RunRecord(**dict(row))
+    if record.status == "running" and not _process_alive(record.pid):
+        return replace(record, status=INTERRUPTED)
+    return record
+
+
 class RunRegistry:
     """``RunRegistry()`` uses ``<data dir>/runs.sqlite``; pass a path to use another file."""
 
@@ -67,6 +95,9 @@ class RunRegistry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            if "pid" not in columns:  # a registry written by version 0.1.0
+                db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10.0)
@@ -80,9 +111,11 @@ class RunRegistry:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (run_dir, created, updated, arch, dataset, task, epochs, "
-                "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running') "
-                "ON CONFLICT(run_dir) DO UPDATE SET status='running', updated=excluded.updated",
-                (str(Path(run_dir).resolve()), now, now, arch, dataset, task, epochs),
+                "status, pid) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?) "
+                "ON CONFLICT(run_dir) DO UPDATE SET status='running', "
+                "updated=excluded.updated, pid=excluded.pid",
+                (str(Path(run_dir).resolve()), now, now, arch, dataset, task, epochs,
+                 os.getpid()),
             )
             row = db.execute("SELECT id FROM runs WHERE run_dir = ?",
                              (str(Path(run_dir).resolve()),)).fetchone()
@@ -107,13 +140,13 @@ class RunRegistry:
         with closing(self._connect()) as db:
             row = db.execute("SELECT * FROM runs WHERE run_dir = ?",
                              (str(Path(run_dir).resolve()),)).fetchone()
-        return RunRecord(**dict(row)) if row else None
+        return _record(row) if row else None
 
     def list(self) -> list[RunRecord]:
         """Every run, newest first."""
         with closing(self._connect()) as db:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
-        return [RunRecord(**dict(row)) for row in rows]
+        return [_record(row) for row in rows]
 
     def remove(self, run_dir: str | Path) -> None:
         """Forget a run (its folder is left alone)."""
