@@ -76,3 +76,39 @@ def test_resume_selected_run_finishes_it(tab, qtbot, demo_spec):
     assert record.status == "done" and record.epochs_done == 2
     assert (Path(record.run_dir) / "best.pt").is_file()
     assert "done" in tab.message.text()
+
+
+def test_a_run_whose_folder_is_gone_gives_a_message_and_can_be_forgotten(qtbot, tmp_path):
+    gone = tmp_path / "deleted-run"
+    RunRegistry().start(gone, arch="small_cnn", dataset="d", task="binary", epochs=3)
+    RunRegistry().update(gone, status="stopped", epochs_done=1)
+    widget = TrainingTab(TaskRunner())
+    qtbot.addWidget(widget)
+    messages: list[str] = []
+    widget.status_message.connect(messages.append)
+    widget.history.selectRow(0)
+    widget.resume_button.click()
+    assert not widget.engine.is_running()
+    assert "Cannot resume" in widget.message.text() and str(gone) in widget.message.text()
+    assert messages and str(gone) in messages[-1] and "\n" not in messages[-1]
+
+    widget.history.forget(widget.history.selected_run())
+    assert widget.history.rowCount() == 0 and RunRegistry().list() == []
+    widget.shutdown()
+
+
+def test_an_unreadable_registry_leaves_the_tab_usable(qtbot):
+    from cxr_desktop.core.runs.registry import default_registry_path
+
+    default_registry_path().parent.mkdir(parents=True, exist_ok=True)
+    default_registry_path().write_bytes(b"this is not an SQLite database" * 100)
+    widget = TrainingTab(TaskRunner())
+    qtbot.addWidget(widget)
+    messages: list[str] = []
+    widget.status_message.connect(messages.append)
+    widget.refresh_history()
+    assert widget.history.rowCount() == 0
+    assert messages == [f"{default_registry_path()}: the run registry cannot be used (file is "
+                        "not a database); move the file away to start a new one (run folders "
+                        "are kept)"]
+    widget.shutdown()

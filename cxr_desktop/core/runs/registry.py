@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cxr_desktop.core import paths
+from cxr_desktop.core.errors import FileError
 
 STATUSES = ("running", "done", "stopped", "failed")
 #: Read back instead of "running" when the process that ran it is gone; never stored.
@@ -93,22 +95,30 @@ class RunRegistry:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_registry_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute(_SCHEMA)
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "pid" not in columns:  # a registry written by version 0.1.0
                 db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10.0)
-        db.row_factory = sqlite3.Row
-        return db
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction (committed on success), closed on exit; SQLite's
+        errors become one line naming the registry file."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=10.0)) as db, db:
+                db.row_factory = sqlite3.Row
+                yield db
+        except sqlite3.Error as exc:
+            raise FileError(self.path, f"the run registry cannot be used ({exc}); move the "
+                                       "file away to start a new one (run folders are kept)"
+                            ) from exc
 
     def start(self, run_dir: str | Path, *, arch: str, dataset: str, task: str,
               epochs: int) -> int:
         """Register a run as running (again, for a resumed run); returns its id."""
         now = _now()
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute(
                 "INSERT INTO runs (run_dir, created, updated, arch, dataset, task, epochs, "
                 "status, pid) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?) "
@@ -132,23 +142,23 @@ class RunRegistry:
         changes = {k: v for k, v in values.items() if v is not None}
         changes["updated"] = _now()
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_dir = ?",
                        (*changes.values(), str(Path(run_dir).resolve())))
 
     def get(self, run_dir: str | Path) -> RunRecord | None:
-        with closing(self._connect()) as db:
+        with self._db() as db:
             row = db.execute("SELECT * FROM runs WHERE run_dir = ?",
                              (str(Path(run_dir).resolve()),)).fetchone()
         return _record(row) if row else None
 
     def list(self) -> list[RunRecord]:
         """Every run, newest first."""
-        with closing(self._connect()) as db:
+        with self._db() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
         return [_record(row) for row in rows]
 
     def remove(self, run_dir: str | Path) -> None:
         """Forget a run (its folder is left alone)."""
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute("DELETE FROM runs WHERE run_dir = ?", (str(Path(run_dir).resolve()),))

@@ -10,7 +10,6 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -23,8 +22,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,18 +29,19 @@ from PySide6.QtWidgets import (
 
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.device import DeviceInfo
+from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.models import ARCHITECTURES
 from cxr_desktop.core.runs.folder import RunFolder
-from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
+from cxr_desktop.core.runs.registry import RunRecord
 from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
 from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
 from cxr_desktop.gui.dialogs.preferences import load_preferences
 from cxr_desktop.gui.engine_worker import EngineRunner
 from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
+from cxr_desktop.gui.widgets.run_history import RunHistory
 from cxr_desktop.gui.workers import TaskRunner
 
-HISTORY_COLUMNS = ("Created", "Architecture", "Dataset", "Status", "Epochs", "Best val AUC")
 PRETRAINED_CHOICES = ("auto", "none", "choose file...")
 # Batch events every 2 batches: even a small dataset draws a curve; the plots redraw from a
 # timer, so a fast GPU cannot flood the GUI thread.
@@ -136,12 +134,8 @@ class TrainingTab(QWidget):
         settings_layout.addWidget(self.message)
         settings_layout.addStretch(1)
         self.plots = TrainingPlots()
-        self.history = QTableWidget(0, len(HISTORY_COLUMNS))
-        self.history.setHorizontalHeaderLabels(HISTORY_COLUMNS)
-        self.history.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.history.horizontalHeader().setStretchLastSection(True)
+        self.history = RunHistory()
+        self.history.status_message.connect(self.status_message)
         self.lr_plot = pg.PlotWidget(background="w", title="LR finder")
         self.lr_plot.setLogMode(x=True)
         self.lr_plot.setLabel("bottom", "learning rate")
@@ -239,8 +233,14 @@ class TrainingTab(QWidget):
             return
         run_dir = record.run_dir
         folder = RunFolder(run_dir)
-        self.plots.show_history(folder.read_metrics())
-        self._begin(f"Resuming {Path(run_dir).name}...", folder.read_config().epochs)
+        try:
+            history, epochs = folder.read_metrics(), folder.read_config().epochs
+        except CxrError as exc:
+            self.message.setText(f"Cannot resume: {exc}")
+            self.status_message.emit(str(exc))
+            return
+        self.plots.show_history(history)
+        self._begin(f"Resuming {Path(run_dir).name}...", epochs)
         self.engine.start(lambda emit, stop: resume(run_dir, emit, stop))
 
     def find_lr(self) -> None:
@@ -335,26 +335,20 @@ class TrainingTab(QWidget):
 
     # Run history -------------------------------------------------------------------------
     def refresh_history(self) -> None:
-        self.records = RunRegistry().list()
-        self.history.setRowCount(len(self.records))
-        for row, record in enumerate(self.records):
-            auc = "" if record.best_val_auc is None else f"{record.best_val_auc:.4f}"
-            cells = (record.created, record.arch, Path(record.dataset).name, record.status,
-                     f"{record.epochs_done}/{record.epochs}", auc)
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(str(text))
-                item.setToolTip(record.run_dir)
-                self.history.setItem(row, column, item)
-        self.history.resizeColumnsToContents()
+        self.history.refresh()
 
     def selected_run(self) -> RunRecord | None:
-        rows = self.history.selectionModel().selectedRows()
-        return self.records[rows[0].row()] if rows else None
+        return self.history.selected_run()
 
     def _on_history_selected(self) -> None:
         record = self.selected_run()
-        if record is not None and not self.engine.is_running():
+        if record is None or self.engine.is_running():
+            return
+        try:
             self.plots.show_history(RunFolder(record.run_dir).read_metrics())
+        except CxrError as exc:
+            self.plots.clear()
+            self.message.setText(str(exc))
 
     def shutdown(self) -> None:
         self.engine.shutdown()

@@ -41,6 +41,7 @@ from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
 from cxr_desktop.gui.widgets.confusion_table import ConfusionTable
 from cxr_desktop.gui.widgets.loss_grid import THUMB, LossGrid
 from cxr_desktop.gui.widgets.roc_plot import RocPlot
+from cxr_desktop.gui.widgets.run_history import list_runs
 from cxr_desktop.gui.workers import TaskRunner
 
 CHANNEL = "evaluate"
@@ -187,7 +188,7 @@ class EvaluationView(QWidget):
         """List the registry's runs that have a checkpoint, keeping the ticks."""
         ticked = set(self.checked_runs())
         self.run_list.clear()
-        for record in (self.registry or RunRegistry()).list():
+        for record in list_runs(self.status.setText, self.registry):
             folder = Path(record.run_dir)
             if not ((folder / BEST_NAME).is_file() or (folder / LAST_NAME).is_file()):
                 continue

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 from cxr_desktop.core.infer.cam import CAM_METHODS, CamExplainer, CamResult
 from cxr_desktop.core.infer.predictor import Prediction, Predictor
 from cxr_desktop.core.io import Radiograph
-from cxr_desktop.core.runs.registry import RunRegistry
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
+from cxr_desktop.gui.widgets.run_history import list_runs
 from cxr_desktop.gui.workers import TaskRunner
 
 CAM_LABELS = {"cam": "CAM (no backward pass)", "gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++",
@@ -123,7 +123,7 @@ class ModelPanel(QWidget):
     # Choosing a model --------------------------------------------------------------------
     def refresh_runs(self) -> None:
         self.run_choice.clear()
-        for record in RunRegistry().list():
+        for record in list_runs(self.status_message.emit):
             if record.epochs_done > 0:
                 auc = "" if record.best_val_auc is None else f", AUC {record.best_val_auc:.3f}"
                 self.run_choice.addItem(f"{Path(record.run_dir).name} ({record.arch}{auc})",
