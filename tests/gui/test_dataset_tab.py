@@ -274,3 +274,14 @@ def test_cancel_stops_the_checks_early(tab, qtbot, demo, tmp_path):
     assert tab.report.checked < tab.report.total == len(spec.items)
     assert "stopped" in tab.problems_title.text()
     assert not tab.progress.isVisible()
+
+
+def test_progress_of_a_replaced_check_does_not_move_the_bar(tab, qtbot, demo):
+    import threading
+
+    with qtbot.waitSignal(tab.dataset_opened, timeout=TIMEOUT):
+        tab.open_dataset(demo.root)
+    replaced = threading.Event()  # the token of a check that was cancelled for this one
+    tab.check_progress.emit(replaced, 7, 12345)
+    assert tab.progress.maximum() != 12345
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)

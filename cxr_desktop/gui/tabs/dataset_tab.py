@@ -77,7 +77,7 @@ class DatasetTab(QWidget):
     status_message = Signal(str)
     dataset_opened = Signal(object)
     open_image_requested = Signal(str)
-    check_progress = Signal(int, int)
+    check_progress = Signal(object, int, int)  # the check's cancel event, done, total
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -192,6 +192,8 @@ class DatasetTab(QWidget):
 
     def ask_mapping(self, csv_path: Path) -> None:
         """Show the column-mapping dialog (non-blocking); OK opens the dataset with it."""
+        if self.mapping_dialog is not None:
+            self.mapping_dialog.deleteLater()
         self.mapping_dialog = CsvMappingDialog(csv_path, self._runner, self)
         self.mapping_dialog.accepted.connect(self._on_mapping_accepted)
         self.mapping_dialog.open()
@@ -268,7 +270,7 @@ class DatasetTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.cancel_button.setVisible(True)
         self._runner.submit("dataset.checks", _checks, spec, self._cancel,
-                            self.check_progress.emit,
+                            partial(self.check_progress.emit, self._cancel),
                             done=self._on_checked, failed=self._on_checks_failed)
 
     @Slot()
@@ -277,8 +279,10 @@ class DatasetTab(QWidget):
         self.cancel_button.setEnabled(False)
         self.problems_title.setText("Stopping the checks...")
 
-    @Slot(int, int)
-    def _on_check_progress(self, done: int, total: int) -> None:
+    @Slot(object, int, int)
+    def _on_check_progress(self, check: threading.Event, done: int, total: int) -> None:
+        if check is not self._cancel:
+            return  # from a check that was cancelled for a newer one
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
 
