@@ -73,9 +73,14 @@ def test_folder_navigation_and_phi(main_window, qtbot, tmp_path, testdata):
         ds = pydicom.dcmread(testdata("MR_small.dcm"))
         ds.PatientName = "Doe^Jane"
         ds.save_as(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.dcm").write_bytes(b"")
+    (tmp_path / "sub.dcm").mkdir()
     viewer = main_window.viewer_tab
     main_window.open_image(str(tmp_path / "a.dcm"))
     qtbot.waitUntil(lambda: viewer.folder_list.count() == 2, timeout=20_000)
+    assert [viewer.folder_list.item(i).text() for i in range(2)] == ["a.dcm", "b.dcm"]
+    qtbot.waitUntil(lambda: viewer.folder_list.currentRow() == 0, timeout=20_000)
     texts = lambda: [viewer.info.itemAt(i).widget().text()  # noqa: E731
                      for i in range(viewer.info.count()) if viewer.info.itemAt(i).widget()]
     assert not any("Doe" in t for t in texts())
@@ -115,3 +120,11 @@ def test_a_cam_that_arrives_after_the_overlay_was_switched_off_is_not_shown(
     panel.show_cam.setChecked(False)
     _wait_prediction(main_window, qtbot)
     assert not viewer.canvas.overlay_item.isVisible() and panel.cam_result is None
+
+
+def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path):
+    from cxr_desktop.core.errors import FileError
+    from cxr_desktop.gui.tabs.viewer_tab import folder_images
+
+    with pytest.raises(FileError, match="gone: cannot list the folder"):
+        folder_images(tmp_path / "gone")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cxr_desktop.core.errors import FileError
 from cxr_desktop.core.io import Radiograph, load_image
 from cxr_desktop.core.io.window import full_range_window, percentile_window
 from cxr_desktop.gui.drops import accept_file_drag, dropped_path
@@ -31,6 +34,19 @@ from cxr_desktop.gui.widgets.model_panel import ModelPanel
 from cxr_desktop.gui.workers import TaskRunner
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ""}
+
+
+def folder_images(folder: Path) -> list[str]:
+    """The names of the image files in ``folder``, sorted; one line naming it when it
+    cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entry.name for entry in entries
+                          if not entry.name.startswith(".")
+                          and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+                          and entry.is_file())
+    except OSError as exc:
+        raise FileError(folder, f"cannot list the folder ({exc.strerror or exc})") from exc
 PRESETS = ("File default", "Full range", "Auto (0.5-99.5%)", "Lung (dark range)",
            "Bone (bright range)")
 
@@ -132,28 +148,38 @@ class ViewerTab(QWidget):
         if count:
             row = min(max(self.folder_list.currentRow() + delta, 0), count - 1)
             self.folder_list.setCurrentRow(row)
-            self.open_image(self.folder_list.item(row).data(Qt.ItemDataRole.UserRole))
+            self.open_image(self._item_path(self.folder_list.item(row)))
+
+    def _item_path(self, item: QListWidgetItem) -> str:
+        return str(Path(self.folder_list.property("folder")) / item.text())
 
     def _on_folder_item(self, item: QListWidgetItem) -> None:
-        path = item.data(Qt.ItemDataRole.UserRole)
+        path = self._item_path(item)
         if self.radiograph is None or Path(self.radiograph.path) != Path(path):
             self.open_image(path)
 
     def _list_folder(self, path: Path) -> None:
+        """List the images beside ``path`` (in a worker: a folder may hold 100 000 files)."""
         folder = path.parent
-        if self.folder_list.property("folder") != str(folder):
-            self.folder_list.clear()
-            self.folder_list.setProperty("folder", str(folder))
-            files = sorted(p for p in folder.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not p.name.startswith("."))
-            for file in files:
-                item = QListWidgetItem(file.name)
-                item.setData(Qt.ItemDataRole.UserRole, str(file))
-                self.folder_list.addItem(item)
-        for row in range(self.folder_list.count()):
-            if self.folder_list.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
-                self.folder_list.setCurrentRow(row)
+        if self.folder_list.property("folder") == str(folder):
+            self._select_in_folder(path)
+            return
+        self.folder_list.clear()
+        self.folder_list.setProperty("folder", str(folder))
+        self._runner.submit("viewer.folder", folder_images, folder,
+                            done=partial(self._on_folder_listed, path),
+                            failed=self.status_message.emit)
+
+    def _on_folder_listed(self, path: Path, names: list[str]) -> None:
+        if self.folder_list.property("folder") != str(path.parent):
+            return  # another folder was opened meanwhile
+        self.folder_list.addItems(names)
+        self._select_in_folder(Path(self.radiograph.path) if self.radiograph else path)
+
+    def _select_in_folder(self, path: Path) -> None:
+        found = self.folder_list.findItems(path.name, Qt.MatchFlag.MatchExactly)
+        if found:
+            self.folder_list.setCurrentItem(found[0])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
         accept_file_drag(event)
