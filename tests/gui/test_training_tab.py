@@ -112,3 +112,19 @@ def test_an_unreadable_registry_leaves_the_tab_usable(qtbot):
                         "not a database); move the file away to start a new one (run folders "
                         "are kept)"]
     widget.shutdown()
+
+
+def test_progress_and_curves_count_epochs_from_one_as_the_engine_does(tab):
+    tab._begin("Training...", 2)
+    tab._on_event({"type": "batch", "epoch": 1, "progress": 0.5, "loss": 0.7,
+                   "images_per_s": 10.0})
+    assert tab.progress.format().startswith("epoch 1/2 · 25%")
+    assert tab.progress.value() == 250
+    tab._on_event({"type": "epoch", "epoch": 1, "epochs": 2, "val_loss": 0.6, "val_auc": 0.8,
+                   "images_per_s": 10.0})
+    assert tab.progress.format().startswith("epoch 2/2 · 50%")
+    tab._on_event({"type": "batch", "epoch": 2, "progress": 1.0, "loss": 0.5,
+                   "images_per_s": 10.0})
+    assert tab.progress.format().startswith("epoch 2/2 · 100%")
+    # Epoch k's batches end where its validation point is drawn (x = k).
+    assert tab.plots.batch_x == [0.5, 2.0] and tab.plots.epoch_x == [1.0]

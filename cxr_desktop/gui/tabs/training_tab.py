@@ -68,6 +68,7 @@ class TrainingTab(QWidget):
         self.run_dir: Path | None = None
         self._started = 0.0
         self._epochs = 1
+        self._done_at_start: float | None = None
         self._pretrained_file = ""
         self.dataset_label = QLabel("none: open one in the Dataset tab")
         self.dataset_label.setWordWrap(True)
@@ -258,6 +259,7 @@ class TrainingTab(QWidget):
 
     def _begin(self, text: str, epochs: int) -> None:
         self._started = time.monotonic()
+        self._done_at_start = None
         self._epochs = max(epochs, 1)
         self.message.setText(text)
         self.status_message.emit(text)
@@ -270,11 +272,12 @@ class TrainingTab(QWidget):
         kind = event.get("type")
         if kind == "batch":
             self.plots.add_batch(event["epoch"], event["progress"], event["loss"])
-            self._show_progress(event["epoch"], event["progress"], event.get("images_per_s"))
+            self._show_progress(event["epoch"] - 1 + event["progress"],
+                                event.get("images_per_s"))
         elif kind == "epoch":
             self.plots.add_epoch(event)
             self.refresh_history()  # the running run's row: status, epochs, best AUC so far
-            self._show_progress(event["epoch"], 0.0, event.get("images_per_s"))
+            self._show_progress(event["epoch"], event.get("images_per_s"))
             auc = event.get("val_auc")
             self.message.setText(f"Epoch {event['epoch']}/{event['epochs']}: val AUC "
                                  f"{auc if auc is None else round(auc, 4)}, val loss "
@@ -289,12 +292,18 @@ class TrainingTab(QWidget):
         elif kind == "lr_find":
             self.progress.setFormat("LR sweep...")
 
-    def _show_progress(self, epoch: int, progress: float, images_per_s: float | None) -> None:
+    def _show_progress(self, epochs_done: float, images_per_s: float | None) -> None:
+        """``epochs_done``: whole and part epochs trained (the engine counts epochs from 1:
+        a batch event of epoch 1 at progress 0.5 is 0.5 epochs done)."""
         epochs = self._epochs
-        done = min(max((epoch + progress) / epochs, 0.0), 1.0)
+        done = min(max(epochs_done / epochs, 0.0), 1.0)
+        epoch = int(epochs_done)
         self.progress.setValue(int(done * 1000))
+        if self._done_at_start is None:  # a resumed run starts part way
+            self._done_at_start = done
         elapsed = time.monotonic() - self._started
-        eta = elapsed * (1 - done) / done if done > 0 else 0.0
+        gained = done - self._done_at_start
+        eta = elapsed * (1 - done) / gained if gained > 0 else 0.0
         speed = f" · {images_per_s:.0f} img/s" if images_per_s else ""
         self.progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs} · "
                                 f"{done:.0%}{speed} · ETA {int(eta // 60)}:{int(eta % 60):02d}")

@@ -55,11 +55,14 @@ class TrainingPlots(QWidget):
         self._dirty = True
 
     def add_batch(self, epoch: int, progress: float, loss: float) -> None:
+        """A batch of ``epoch`` (counted from 1, as the engine does) at ``progress`` in it:
+        drawn at x = epoch - 1 + progress, so epoch k's batches end where its validation
+        point (x = k) is."""
         if not math.isfinite(loss):
             return
         self._count += 1
         self._avg = SMOOTHING * self._avg + (1 - SMOOTHING) * loss
-        self.batch_x.append(epoch + progress)
+        self.batch_x.append(epoch - 1 + progress)
         self.batch_loss.append(self._avg / (1 - SMOOTHING ** self._count))
         self._dirty = True
 
