@@ -33,9 +33,12 @@ def test_prediction_bars_cam_overlay_and_scope(main_window, qtbot, run_dir, test
     run, demo_root = run_dir
     viewer = main_window.viewer_tab
     panel = viewer.model_panel
+    panel.run_choice.insertItem(0, "another run", "/elsewhere/another-run")
+    panel.run_choice.setCurrentIndex(0)
     panel.load_model(run)
     qtbot.waitUntil(lambda: panel.predictor is not None, timeout=60_000)
     assert (run / "scope.npz").is_file()  # fitted when the run finished
+    assert panel.run_choice.currentData() == str(run.resolve())  # the picker names it
     image = sorted((demo_root / "test").glob("*.jpg"))[0]
     main_window.open_image(str(image))
     panel = _wait_prediction(main_window, qtbot)

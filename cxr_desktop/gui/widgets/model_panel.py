@@ -161,9 +161,22 @@ class ModelPanel(QWidget):
         self.layer.setCurrentText(predictor.model.default_cam_layer)
         if not predictor.model.cam_exact and self.method.currentData() == "cam":
             self.method.setCurrentIndex(self.method.findData("gradcam"))
+        self._show_loaded_run(predictor.source)
         self._set_cam_enabled(True)
         self.status_message.emit(f"Model ready: {meta.get('arch')}")
         self.request_prediction()
+
+    def _show_loaded_run(self, checkpoint: Path | None) -> None:
+        """Point the run picker at the run the model came from, so it never names another."""
+        if checkpoint is None:
+            return
+        folder = Path(checkpoint).parent.resolve()
+        for index in range(self.run_choice.count()):
+            if Path(self.run_choice.itemData(index)).resolve() == folder:
+                self.run_choice.setCurrentIndex(index)
+                return
+        self.run_choice.insertItem(0, f"{folder.name} (opened from its folder)", str(folder))
+        self.run_choice.setCurrentIndex(0)
 
     def _target_names(self) -> list[str]:
         predictor = self.predictor
