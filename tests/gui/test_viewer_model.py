@@ -47,7 +47,10 @@ def test_prediction_bars_cam_overlay_and_scope(main_window, qtbot, run_dir, test
     assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     bars = [item for item in panel.bars.items() if hasattr(item, "opts")
             and "width" in item.opts]
-    assert bars and list(bars[0].opts["width"]) == pytest.approx(list(probabilities.values()))
+    # Binary: one bar, the positive class's probability; the call is said in words.
+    assert bars and list(bars[0].opts["width"]) == pytest.approx([probabilities["object"]])
+    called = "object" if probabilities["object"] >= panel.prediction.threshold else "no_object"
+    assert f"Predicted: <b>{called}</b>" in panel.verdict.text()
     assert panel.prediction.in_scope, panel.prediction.scope_reason
     # C toggles the overlay; the map sits on the original image grid.
     assert not viewer.canvas.overlay_item.isVisible()

@@ -3,6 +3,7 @@ the CAM overlay. Prediction and CAM run in workers; the newest request wins."""
 
 from __future__ import annotations
 
+import html
 from functools import partial
 from pathlib import Path
 
@@ -72,6 +73,8 @@ class ModelPanel(QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(WARNING_STYLE)
         self.warning.setVisible(False)
+        self.verdict = QLabel("")
+        self.verdict.setWordWrap(True)
         self.bars = pg.PlotWidget(background="w")
         self.bars.setMinimumHeight(140)
         self.bars.setMouseEnabled(False, False)
@@ -105,6 +108,7 @@ class ModelPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.model_label)
         layout.addWidget(self.warning)
+        layout.addWidget(self.verdict)
         layout.addWidget(self.bars)
         layout.addLayout(cam_form)
         layout.addStretch(1)
@@ -245,8 +249,22 @@ class ModelPanel(QWidget):
                                      f"{peak}")
 
     def _show_prediction(self, prediction: Prediction) -> None:
+        """Bars of the model's outputs: one for a binary task (its positive class: the other
+        is its complement, and a red bar for it would read as a finding), one per class
+        otherwise; red where the class is called, the threshold dashed."""
         self.bars.clear()
+        task = self.predictor.task if self.predictor is not None else "multiclass"
         names = list(prediction.probabilities)
+        if task == "binary" and self.predictor is not None:
+            names = [self.predictor.output_names[0]]
+            positive = names[0]
+            self.verdict.setText(
+                f"Predicted: <b>{html.escape(', '.join(prediction.positives))}</b> "
+                f"(P({html.escape(positive)}) {prediction.probabilities[positive]:.3f}, "
+                f"threshold {prediction.threshold:.2f})")
+        else:
+            called = ", ".join(prediction.positives) or "none above the threshold"
+            self.verdict.setText(f"Predicted: <b>{html.escape(called)}</b>")
         values = [prediction.probabilities[n] for n in names]
         colours = ["#c44e52" if n in prediction.positives else "#4c72b0" for n in names]
         self.bars.addItem(pg.BarGraphItem(x0=0, y=list(range(len(names))), height=0.6,
@@ -255,7 +273,7 @@ class ModelPanel(QWidget):
             label = pg.TextItem(f"{value:.3f}", color="k", anchor=(0, 0.5))
             label.setPos(min(value, 0.8) + 0.02, i)
             self.bars.addItem(label)
-        if self.predictor is not None and self.predictor.task != "multiclass":
+        if task != "multiclass":
             self.bars.addItem(pg.InfiniteLine(pos=prediction.threshold, angle=90,
                                               pen=pg.mkPen("#333", style=Qt.PenStyle.DashLine)))
         self.bars.getAxis("left").setTicks([list(enumerate(names))])
