@@ -47,13 +47,24 @@ def test_open_dicom_shows_display_chain_and_info(main_window, qtbot, testdata):
     np.testing.assert_array_equal(viewer.canvas.displayed_image(), 255 - shown)
 
 
-def test_bad_file_gives_a_message_not_a_crash(main_window, qtbot, tmp_path):
+def test_bad_file_gives_a_message_not_a_crash(main_window, qtbot, tmp_path, testdata):
+    viewer = main_window.viewer_tab
+    assert viewer.canvas.notice.isVisibleTo(viewer) and "Open a radiograph" in \
+        viewer.canvas.notice.text()
+    main_window.open_image(str(testdata("MR_small.dcm")))
+    qtbot.waitUntil(lambda: viewer.radiograph is not None, timeout=20_000)
+    assert not viewer.canvas.notice.isVisibleTo(viewer)
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"")
     main_window.open_image(str(bad))
     qtbot.waitUntil(lambda: "empty file" in main_window.statusBar().currentMessage(),
                     timeout=10_000)
-    assert main_window.viewer_tab.radiograph is None
+    # Nothing of the previous image stays on screen; the canvas says why, for as long as
+    # it is shown (the status bar forgets after 10 s).
+    assert viewer.radiograph is None and viewer.canvas.displayed_image() is None
+    assert viewer.canvas.notice.isVisibleTo(viewer)
+    assert str(bad) in viewer.canvas.notice.text() and "empty file" in viewer.canvas.notice.text()
+    assert viewer.annotations.image_path is None and viewer.info.rowCount() == 0
 
 
 def test_newest_request_wins(main_window, qtbot, testdata):

@@ -208,6 +208,14 @@ class ViewerTab(QWidget):
         self.image_loaded.emit(radiograph.path)
 
     def _on_failed(self, message: str) -> None:
+        """The image asked for did not open: nothing of the previous one stays on screen
+        (its prediction or CAM would pass for this one's); the canvas says why."""
+        self.annotations.clear()
+        self.canvas.clear(f"Cannot open this image.\n\n{message}")
+        self.model_panel.clear_prediction()
+        self.header.set_image("", False)
+        self._refresh_info()
+        self.window_label.setText("")
         self.status_message.emit(message)
 
     def _apply_preset(self, index: int) -> None:

@@ -108,6 +108,12 @@ class AnnotationPanel(QWidget):
             shapes = []
         self.document.reset(shapes, size)
 
+    def clear(self) -> None:
+        """No image: save the previous one's changes and show no shapes."""
+        self.autosave()
+        self.image_path, self.image_size, self._unreadable = None, None, None
+        self.document.reset([], None)
+
     def set_tool(self, name: str) -> None:
         self.toolbar.tool_actions[name].setChecked(True)
         self.layer.set_tool(name)

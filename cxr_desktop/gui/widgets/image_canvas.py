@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from cxr_desktop.core.io import Radiograph, to_display
+
+EMPTY_NOTICE = ("Open a radiograph: File > Open image (Ctrl+O), drop a DICOM, PNG or JPEG "
+                "file here, or double-click an image in the Dataset tab.")
+NOTICE_STYLE = "color: #c8c8c8; font-size: 15px; padding: 40px;"
 
 
 class ImageCanvas(QWidget):
@@ -40,9 +44,16 @@ class ImageCanvas(QWidget):
         self.overlay_item.setVisible(False)
         self.view_box.addItem(self.overlay_item, ignoreBounds=True)
         self.set_overlay_style(0.4, "turbo")
-        layout = QVBoxLayout(self)
+        # Said on the empty canvas: how to open an image, or why the last one did not open.
+        self.notice = QLabel(EMPTY_NOTICE)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet(NOTICE_STYLE)
+        self.notice.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view_widget)
+        layout.addWidget(self.view_widget, 0, 0)
+        layout.addWidget(self.notice, 0, 0)
         self.view_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.view_widget.viewport().installEventFilter(self)
 
@@ -50,8 +61,17 @@ class ImageCanvas(QWidget):
         self.radiograph = radiograph
         self.window = None
         self.overlay_item.setVisible(False)
+        self.notice.setVisible(False)
         self._render()
         self.fit()
+
+    def clear(self, message: str = "") -> None:
+        """No image: a blank canvas that says ``message`` (default: how to open one)."""
+        self.radiograph = None
+        self.image_item.clear()
+        self.overlay_item.setVisible(False)
+        self.notice.setText(message or EMPTY_NOTICE)
+        self.notice.setVisible(True)
 
     def set_window(self, window: tuple[float, float] | None) -> None:
         """``None`` returns to the file's own VOI (window or LUT)."""

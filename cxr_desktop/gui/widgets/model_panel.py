@@ -248,6 +248,14 @@ class ModelPanel(QWidget):
                                      f"{cam.target_class} at {cam.layer} in {cam.ms:.0f} ms"
                                      f"{peak}")
 
+    def clear_prediction(self) -> None:
+        """No image: no bars, no verdict, no warning, no overlay."""
+        self.prediction = None
+        self.bars.clear()
+        self.verdict.setText("")
+        self.warning.setVisible(False)
+        self._show_cam(None)
+
     def _show_prediction(self, prediction: Prediction) -> None:
         """Bars of the model's outputs: one for a binary task (its positive class: the other
         is its complement, and a red bar for it would read as a finding), one per class
