@@ -34,8 +34,8 @@ def apply_window(pixels: np.ndarray, center: float, width: float,
         y = (x - c) / np.float32(max(width, 1e-6)) + np.float32(0.5)
     else:
         w = max(float(width), 1.0)
-        if w == 1.0:
-            return (x >= c - 0.5).astype(np.float32)
+        if w == 1.0:  # a step: x <= c - 0.5 is the minimum, above it the maximum
+            return (x > c - np.float32(0.5)).astype(np.float32)
         y = (x - (c - np.float32(0.5))) / np.float32(w - 1.0) + np.float32(0.5)
     return np.clip(y, 0.0, 1.0, out=y)
 
