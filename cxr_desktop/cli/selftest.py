@@ -12,6 +12,7 @@ Exit status 0 when every check passed, 1 otherwise. It never touches the network
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from cxr_desktop import __version__
+from cxr_desktop.core.errors import first_line
 from cxr_desktop.core.paths import resources_dir
 
 SAMPLE_DICOM = "chest_j2k.dcm"
@@ -174,7 +176,7 @@ def timed(name: str, check: Callable[[], str]) -> CheckResult:
     try:
         detail, ok = check(), True
     except Exception as exc:  # a self-test reports every failure and goes on to the next
-        detail, ok = f"{type(exc).__name__}: {exc}", False
+        detail, ok = f"{type(exc).__name__}: {first_line(exc)}", False
     return CheckResult(name, ok, (time.perf_counter() - start) * 1000.0, detail)
 
 
@@ -197,15 +199,20 @@ def run_checks(device: str = "auto", gui: bool = True) -> list[CheckResult]:
     return results
 
 
-def _version(module: str) -> str | None:
-    try:
-        return str(__import__(module).__version__)
-    except ImportError:
-        return None
+def distribution_version(*names: str) -> str | None:
+    """The version of the first of ``names`` installed, from package metadata (which imports
+    nothing: the report names PySide6 without loading Qt); None when none is."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def environment(device: str = "auto") -> dict[str, object]:
     """Versions, the compute device and the decoders: the head of the report."""
+    import pydicom
     import torch
 
     from cxr_desktop.core.device import describe_device
@@ -213,12 +220,13 @@ def environment(device: str = "auto") -> dict[str, object]:
     try:
         device_label = describe_device(device).label
     except Exception as exc:  # reported, and the model checks fail with the same reason
-        device_label = f"unavailable ({exc})"
+        device_label = f"unavailable ({first_line(exc)})"
     return {"app": __version__, "python": platform.python_version(),
             "platform": platform.platform(), "frozen": bool(getattr(sys, "frozen", False)),
             "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cuda_available": torch.cuda.is_available(), "pydicom": _version("pydicom"),
-            "pyside6": _version("PySide6"), "device": device_label,
+            "cuda_available": torch.cuda.is_available(), "pydicom": pydicom.__version__,
+            "pyside6": distribution_version("PySide6-Essentials", "PySide6"),
+            "device": device_label,
             "resources": str(resources_dir()), "decoders": decoders()}
 
 
