@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def _isolated_app_dirs(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="session")
-def testdata() -> callable:
+def testdata() -> Callable[[str], Path]:
     """``testdata("RG1_UNCI.dcm")``: the path of a real file from pydicom-data."""
     from pydicom.data import get_testdata_file
 

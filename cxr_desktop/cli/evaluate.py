@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _num(value: float | None, fmt: str = ".4f") -> str:
-    return "-" if value is None or value != value else format(value, fmt)
+    return "-" if value is None or math.isnan(value) else format(value, fmt)
 
 
 def _line(name: str, evaluation: Evaluation) -> str:

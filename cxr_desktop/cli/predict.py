@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="predict on images with a trained model",
         description="Class probabilities, an out-of-scope check and (with --cam) the peak "
-        "of a class activation map for each image. Exit status 1 if any file failed.")
+        "of a class activation map for each image. Exit status 1 if any file failed or a "
+        "folder could not be listed.")
     parser.add_argument("model", metavar="MODEL",
                         help="run folder, checkpoint (.pt) or weights file (with --arch)")
     parser.add_argument("paths", metavar="FILE_OR_DIR", nargs="+",
@@ -61,16 +62,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def image_files(paths: list[str]) -> list[Path]:
-    """The files named, and the image files under the folders named, in order."""
+def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """The files named, and the image files under the folders named, in order; and one
+    message per folder that could not be listed (its images are missing)."""
     found: list[Path] = []
+    unreadable: list[str] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found.extend(path / rel for rel in walk_images(path))
+            files, problems = walk_images(path)
+            found.extend(path / rel for rel in files)
+            unreadable += [f"{path / p.paths[0]}: {p.detail}" for p in problems]
         else:
             found.append(path)
-    return found
+    return found, unreadable
 
 
 def overlay_name(out_dir: Path, path: Path, method: str, used: set[str]) -> Path:
@@ -146,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
         args.cam = "cam" if predictor.model.cam_exact else "gradcam"
     explainer = CamExplainer(predictor) if args.cam else None
     out_dir = Path(args.cam_out) if args.cam_out else None
-    files = image_files(args.paths)
+    files, unreadable = image_files(args.paths)
+    for message in unreadable:
+        print(f"cxr-desktop: {message}", file=sys.stderr)
     if not files:
         print("cxr-desktop: no image files found", file=sys.stderr)
         return 1
@@ -166,4 +173,4 @@ def run(args: argparse.Namespace) -> int:
             print(describe(record), flush=True)
     if failed and not args.json:
         print(f"cxr-desktop: {failed} of {len(files)} file(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or unreadable else 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+MAX_REASON_CHARS = 300
 
 
 class CxrError(Exception):
@@ -32,3 +36,14 @@ class ModelError(CxrError):
 
 class WeightsNotFoundError(ModelError):
     """Pretrained weights are not on this machine; the message says where to put them."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A foreign exception's text on one line, for a one-line message: its first line (with
+    the next when it ends in ``:``, as torch's "Error(s) in loading state_dict for X:"),
+    terminal colour codes dropped, cut at ``MAX_REASON_CHARS``; else its type name."""
+    lines = [line.strip() for line in _ANSI_CODES.sub("", str(exc)).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS - 3] + "..."

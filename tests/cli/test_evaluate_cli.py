@@ -12,9 +12,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from evaluation_runs import trained_runs  # noqa: E402
+from evaluation_runs import trained_runs
 
-from cxr_desktop.cli import main  # noqa: E402
+from cxr_desktop.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

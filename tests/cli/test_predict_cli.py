@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +84,23 @@ def test_predict_without_cam_on_a_bare_weights_file(run_dir, images, capsys):
     assert record["cam_peak"] is None and record["error"] is None
     assert set(record["probabilities"]) == {"normal", "abnormal"}
     assert "intensity chain" in captured.err  # a bare file cannot say how it was trained
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_exits_1(run_dir, images, monkeypatch,
+                                                                capsys):
+    locked, real_scandir = images / "sub", os.scandir
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code = main(["predict", str(run_dir), str(images / "chest.dcm"), str(locked), "--json",
+                 "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1  # chest.dcm went well: the folder alone makes it 1
+    record = json.loads(captured.out)
+    assert record["path"] == str(images / "chest.dcm") and record["error"] is None
+    assert f"cxr-desktop: {locked}: cannot list the folder (Permission denied), so its " \
+        "images are left out" in captured.err.splitlines()

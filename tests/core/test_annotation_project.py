@@ -139,3 +139,21 @@ def test_export_names_are_relative_to_the_root_and_duplicates_are_written_once(t
 
 def test_image_size_reads_the_dicom_header(testdata):
     assert image_size(testdata("RG1_UNCI.dcm")) == (1955, 1841)
+
+
+def test_an_unreadable_json_is_reported_not_silently_left_out(tmp_path):
+    root = tmp_path / "images"
+    first, second = write_png(root / "1.png"), write_png(root / "2.png")
+    project = AnnotationProject(tmp_path / "project")
+    project.save(first, SHAPES, (120, 240))
+    broken = project.save(second, SHAPES[:1], (120, 240))
+    broken.write_text("{")
+    with pytest.raises(FileError, match=r"2-\w+\.json: not valid JSON"):
+        project.annotated_images()
+    failed: list[str] = []
+    assert project.annotated_images(failed) == [first]
+    assert len(failed) == 1 and failed[0].startswith(f"{broken}: not valid JSON")
+    report = project.export_objectcxr(tmp_path / "all.csv")  # every annotated image
+    assert (report.images, report.shapes) == (1, 3) and report.failed == failed
+    assert "1 images failed" in report.summary()
+    assert list(read_objectcxr_csv(tmp_path / "all.csv")) == ["1.png"]

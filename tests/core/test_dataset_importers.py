@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from dataset_helpers import write_image, write_text
 
 from cxr_desktop.core.data import ColumnMapping, detect_format, open_dataset, reopen
+from cxr_desktop.core.data.importers.tables import read_header, read_table
 from cxr_desktop.core.errors import DatasetError
 
 
@@ -277,3 +281,83 @@ def test_a_20000_row_nih_csv_indexes_every_row(tmp_path):
     spec = open_dataset(tmp_path)
     assert len(spec.items) == 20_000 and not spec.problems
     assert {item.patient for item in spec.items[:6]} == {"0", "1"}
+
+
+def test_read_header_parses_the_header_as_read_table_does(tmp_path):
+    tsv = write_text(tmp_path / "labels.tsv", "image\tlabel\na.png\tNORMAL\n")
+    quoted = write_text(tmp_path / "quoted.csv", '"img, path",label\n"a, b.png",NORMAL\n')
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffImage Index,Finding Labels\na.png,No Finding\n".encode())
+    for path, header in ((tsv, ["image", "label"]), (quoted, ["img, path", "label"]),
+                         (bom, ["Image Index", "Finding Labels"])):
+        assert read_header(path) == header == list(read_table(path).columns)
+    nih = write_text(tmp_path / "nih.tsv", "Image Index\tFinding Labels\na.png\tNo Finding\n")
+    assert detect_format(nih) == "nih" and detect_format(bom) == "nih"
+
+
+def test_read_header_errors_are_one_line_naming_the_file(tmp_path):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01 \xc3(\n")
+    with pytest.raises(DatasetError, match=r"^[^\n]*binary\.csv: not a readable CSV table: "
+                                           r"'utf-8' codec can't decode[^\n]*$"):
+        read_header(binary)
+    with pytest.raises(DatasetError, match=r"empty\.csv: the file is empty$"):
+        read_header(write_text(tmp_path / "empty.csv", ""))
+    with pytest.raises(DatasetError, match=r"gone\.csv: file not found$"):
+        read_header(tmp_path / "gone.csv")
+    image = write_image(tmp_path / "chest.png")
+    with pytest.raises(DatasetError, match=r"chest\.png: not a dataset: give a folder"):
+        detect_format(image)
+
+
+@pytest.fixture(params=["chmod", "patched"])
+def lock(request, monkeypatch):
+    """``lock(folder)`` makes a folder impossible to list: by permissions (not as root,
+    whom they do not stop), or by ``os.scandir`` raising PermissionError for it."""
+    locked: list[Path] = []
+    if request.param == "chmod":
+        if os.name != "posix" or os.geteuid() == 0:
+            pytest.skip("permissions do not stop root (nor apply on Windows)")
+        yield lambda folder: (locked.append(folder), folder.chmod(0))
+        for folder in locked:
+            folder.chmod(0o755)
+        return
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) in locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    yield locked.append
+
+
+def test_an_unreadable_class_folder_is_a_problem_not_a_vanished_class(tmp_path, lock):
+    for i, cls in enumerate(("NORMAL", "PNEUMONIA", "COVID")):
+        write_image(tmp_path / cls / f"{i}.png", i)
+        write_image(tmp_path / cls / "patient" / f"{i}.png", 10 + i)
+    write_image(tmp_path / "NORMAL" / "more" / "9.png", 9)
+    lock(tmp_path / "COVID")
+    lock(tmp_path / "NORMAL" / "patient")
+    spec = open_dataset(tmp_path)
+    assert spec.classes == ["NORMAL", "PNEUMONIA"]
+    assert sorted(it.path for it in spec.items) == [
+        "NORMAL/0.png", "NORMAL/more/9.png", "PNEUMONIA/1.png", "PNEUMONIA/patient/1.png"]
+    unreadable = [p for p in spec.problems if p.kind == "unreadable_folder"]
+    assert [p.paths for p in unreadable] == [["COVID"], ["NORMAL/patient"]]
+    assert all(p.detail == "cannot list the folder (Permission denied), so its images are "
+                           "left out" for p in unreadable)
+
+
+def test_an_unreadable_image_folder_under_a_csv_is_a_problem(tmp_path, lock):
+    write_text(tmp_path / "labels.csv",
+               "image,label\nimages/a.png,NORMAL\nimages/b.png,PNEUMONIA\nlocked/c.png,NORMAL\n")
+    for i, rel in enumerate(("images/a.png", "images/b.png", "locked/c.png")):
+        write_image(tmp_path / rel, i)
+    lock(tmp_path / "locked")
+    spec = open_dataset(tmp_path / "labels.csv",
+                        mapping={"image": "image", "labels": ["label"]})
+    assert [it.path for it in spec.items] == ["images/a.png", "images/b.png"]
+    assert [(p.kind, p.paths) for p in spec.problems] == [
+        ("unreadable_folder", ["locked"]), ("missing", ["locked/c.png"])]

@@ -156,11 +156,6 @@ class AnnotationDocument:
         else:
             self._changed()
 
-    def set_text(self, index: int, text: str) -> None:
-        shape = self._shapes[index]
-        self.replace(index, Shape(shape.label, shape.shape_type, shape.points, text,
-                                  dict(shape.flags)))
-
     def select(self, index: int | None) -> None:
         """Selection is not an edit: it is not recorded, but undo restores the one it had."""
         if index is not None and not 0 <= index < len(self._shapes):

@@ -33,7 +33,7 @@ from cxr_desktop.core.annotations.objectcxr import (
     write_objectcxr_csv,
 )
 from cxr_desktop.core.annotations.shapes import Shape
-from cxr_desktop.core.errors import CxrError, ImageLoadError
+from cxr_desktop.core.errors import CxrError, ImageLoadError, first_line
 from cxr_desktop.core.io.loader import sniff_format
 
 HASH_CHARS = 10
@@ -57,7 +57,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     except FileNotFoundError:
         raise ImageLoadError(path, "file not found") from None
     except (OSError, AttributeError, ValueError, TypeError) as exc:
-        raise ImageLoadError(path, f"cannot read the image size ({exc})") from None
+        raise ImageLoadError(path, f"cannot read the image size ({first_line(exc)})") from None
 
 
 def writes_to_objectcxr(shape: Shape) -> bool:
@@ -124,31 +124,40 @@ class AnnotationProject:
             return []
         return load_labelme(target)[0]
 
-    def annotated_images(self) -> list[Path]:
-        """The images that have a JSON in the project, sorted; unreadable JSONs are left out."""
+    def annotated_images(self, failed: list[str] | None = None) -> list[Path]:
+        """The images that have a JSON in the project, sorted. A JSON that cannot be read
+        raises its FileError or, when ``failed`` is given, is named there with the reason."""
         images = []
         for json_file in sorted(self.root.glob("*.json")):
             try:
                 _shapes, reference, _size = load_labelme(json_file)
-            except CxrError:
+            except CxrError as exc:
+                if failed is None:
+                    raise
+                failed.append(str(exc))
                 continue
             image = Path(os.path.normpath(self.root / reference))
             if self.json_path(image) == json_file:
                 images.append(image)
         return sorted(images)
 
-    def export_objectcxr(self, csv_path: str | Path, image_paths: Sequence[str | Path],
+    def export_objectcxr(self, csv_path: str | Path,
+                         image_paths: Sequence[str | Path] | None = None,
                          image_root: str | Path | None = None) -> ExchangeReport:
         """Write an Object-CXR CSV with one row per image (no shapes: an empty annotation).
 
-        ``image_name`` is the path relative to ``image_root`` (default: the folder all the
-        images share); an image listed twice is written once.
+        ``image_paths`` defaults to every annotated image of the project, the JSONs that
+        cannot be read listed in ``failed``. ``image_name`` is the path relative to
+        ``image_root`` (default: the folder all the images share); an image listed twice is
+        written once.
         """
+        report = ExchangeReport()
+        if image_paths is None:
+            image_paths = self.annotated_images(report.failed)
         absolute = list(dict.fromkeys(Path(os.path.abspath(p)) for p in image_paths))
         if image_root is None:
             image_root = (os.path.commonpath([str(p.parent) for p in absolute])
                           if absolute else ".")
-        report = ExchangeReport()
         rows: dict[str, list[Shape]] = {}
         for image in absolute:
             name = Path(os.path.relpath(image, os.path.abspath(image_root))).as_posix()

@@ -21,7 +21,11 @@ _EXPORTS = {
     "Problem": "spec",
     "assign_splits": "splits",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CheckReport", "ColumnMapping", "DatasetSpec", "FORMATS", "ImageItem", "Problem", "SPLITS",
+    "TASKS", "assign_splits", "check_dataset", "detect_format", "open_dataset", "reopen",
+    "run_checks",
+]
 
 
 def __getattr__(name: str) -> Any:

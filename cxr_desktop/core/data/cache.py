@@ -33,7 +33,7 @@ import numpy as np
 
 from cxr_desktop.core import paths
 from cxr_desktop.core.atomic import atomic_write_json
-from cxr_desktop.core.errors import CxrError
+from cxr_desktop.core.errors import CxrError, first_line
 from cxr_desktop.core.io import INTENSITY_CHAIN, load_image, model_input
 
 CACHE_FORMAT = 1
@@ -250,7 +250,7 @@ def _build(
                         decoded += 1
                     except (CxrError, OSError, ValueError, RuntimeError, MemoryError) as exc:
                         failed[row] = str(exc) if isinstance(exc, CxrError) else (
-                            f"{path_list[row]}: {type(exc).__name__}: {exc}")
+                            f"{path_list[row]}: {type(exc).__name__}: {first_line(exc)}")
                     done += 1
                 report()
         report(force=True)

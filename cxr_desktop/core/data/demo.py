@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +86,7 @@ class _Phantom:
             (self.cx + gap, apex, self.cx + gap + w * rng.uniform(0.94, 1.0), apex + h),
         ]
 
-    def _mask(self, draw, blur: float) -> np.ndarray:
+    def _mask(self, draw: Callable[[ImageDraw.ImageDraw], object], blur: float) -> np.ndarray:
         """A soft 0..1 mask from a PIL drawing callback on an 'L' canvas."""
         canvas = Image.new("L", (self.s, self.s), 0)
         draw(ImageDraw.Draw(canvas))

@@ -18,7 +18,10 @@ _EXPORTS = {
     "Prediction": "predictor", "Predictor": "predictor",
     "ScopeCheck": "scope", "ScopeModel": "scope", "fit_run_scope": "scope", "fit_scope": "scope",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CAM_METHODS", "CamExplainer", "CamResult", "Prediction", "Predictor", "ScopeCheck",
+    "ScopeModel", "fit_run_scope", "fit_scope", "overlay_rgb",
+]
 
 
 def __getattr__(name: str) -> Any:

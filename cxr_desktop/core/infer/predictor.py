@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from cxr_desktop.core.device import pick_device
-from cxr_desktop.core.errors import FileError, ModelError
+from cxr_desktop.core.errors import FileError, ModelError, first_line
 from cxr_desktop.core.infer.scope import SCOPE_NAME, ScopeCheck, ScopeModel, check_scope, pooled
 from cxr_desktop.core.io import INTENSITY_CHAIN, Radiograph, model_input
 from cxr_desktop.core.models import CxrNet, build_model, get_arch
@@ -102,8 +102,7 @@ def _load_bare(path: Path, arch: str, classes: list[str], task: str | None,
     try:
         model.load_state_dict(remap_keys(state, model.state_dict(), path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise FileError(path, f"weights do not fit {arch} ({first})") from exc
+        raise FileError(path, f"weights do not fit {arch} ({first_line(exc)})") from exc
     return model, metadata
 
 

@@ -32,7 +32,7 @@ from sklearn.covariance import LedoitWolf
 from torch import Tensor
 
 from cxr_desktop.core.atomic import atomic_write
-from cxr_desktop.core.errors import CxrError, FileError
+from cxr_desktop.core.errors import CxrError, FileError, first_line
 from cxr_desktop.core.io import Radiograph
 from cxr_desktop.core.models import CxrNet
 
@@ -97,7 +97,7 @@ class ScopeModel:
                            val_distances=data["val_distances"],
                            meta=json.loads(str(data["meta"])))
         except (OSError, KeyError, ValueError) as exc:
-            raise FileError(path, f"not a readable scope file ({exc})") from exc
+            raise FileError(path, f"not a readable scope file ({first_line(exc)})") from exc
 
 
 def pooled(model: CxrNet, maps: Tensor) -> Tensor:

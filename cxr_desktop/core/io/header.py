@@ -8,7 +8,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from cxr_desktop.core.errors import ImageLoadError
+from cxr_desktop.core.errors import ImageLoadError, first_line
 from cxr_desktop.core.io.dicom import PHI_KEYWORDS
 
 HIDDEN = "(hidden: patient data)"
@@ -58,6 +58,6 @@ def dicom_header(path: str | Path, show_phi: bool = False) -> list[HeaderRow]:
     try:
         dataset = pydicom.dcmread(path, force=True, stop_before_pixels=True)
     except Exception as exc:  # pydicom raises many types on corrupt input
-        raise ImageLoadError(path, f"not a readable DICOM file ({exc})") from exc
+        raise ImageLoadError(path, f"not a readable DICOM file ({first_line(exc)})") from exc
     meta = getattr(dataset, "file_meta", None)
     return (_rows(meta, show_phi, 0) if meta is not None else []) + _rows(dataset, show_phi, 0)

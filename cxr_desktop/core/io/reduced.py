@@ -153,7 +153,7 @@ def load_image_for_model(path: str | os.PathLike[str], size: int) -> ModelImage:
         try:
             ds = pydicom.dcmread(path, force=True)
             reduced = _reduced_pixels(ds, size)
-        except Exception:  # noqa: BLE001 - any trouble: load_image decodes and reports it
+        except Exception:  # any trouble: load_image decodes and reports it
             reduced = None
     if reduced is None:
         radiograph = load_image(path)

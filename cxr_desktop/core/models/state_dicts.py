@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor
 
-from cxr_desktop.core.errors import ModelError
+from cxr_desktop.core.errors import ModelError, first_line
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 KEY_PREFIXES = ("module.", "_orig_mod.")
@@ -34,9 +36,24 @@ _DENSENET_KEY = re.compile(
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+#: Raised by unpickling bytes that are not a pickle: a memo or stack look-up that misses, a
+#: short read.
+_NOT_A_PICKLE = (EOFError, KeyError, IndexError, struct.error)
+#: What ``torch.load(..., weights_only=True)`` and safetensors raise on a file not theirs.
+LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, OSError, zipfile.BadZipFile,
+               SafetensorError, *_NOT_A_PICKLE)
+
+
+def load_failure(exc: BaseException) -> str:
+    """One line on why ``torch.load(..., weights_only=True)`` (or safetensors) failed."""
+    unsafe = _UNSAFE_GLOBAL.search(str(exc))
+    if unsafe:
+        return (f"it holds a Python object ({unsafe[1]}), which is never loaded for safety: "
+                "only tensors and plain values are")
+    if isinstance(exc, _NOT_A_PICKLE):
+        return f"not a PyTorch file: {type(exc).__name__} while unpickling"
+    return first_line(exc)
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
@@ -46,9 +63,8 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
             obj: object = safetensors.torch.load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
-            SafetensorError) as exc:
-        raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from exc
+    except LOAD_ERRORS as exc:
+        raise ModelError(f"{path}: cannot read weights ({load_failure(exc)})") from exc
     while isinstance(obj, Mapping) and not _all_tensors(obj):
         inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:

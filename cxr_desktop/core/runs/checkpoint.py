@@ -10,8 +10,6 @@ with ``weights_only=True``.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 
 from cxr_desktop.core.atomic import atomic_write
 from cxr_desktop.core.errors import FileError
+from cxr_desktop.core.models.state_dicts import LOAD_ERRORS, load_failure
 
 CHECKPOINT_FORMAT = 1
 
@@ -36,9 +35,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileError(path, "checkpoint not found")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
-        raise FileError(path, f"not a readable checkpoint ({exc})") from exc
+    except LOAD_ERRORS as exc:
+        raise FileError(path, f"not a readable checkpoint ({load_failure(exc)})") from exc
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise FileError(path, "not a cxr-desktop checkpoint (no model weights)")
     return checkpoint

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cxr_desktop.core.errors import FileError, ModelError
+from cxr_desktop.core.errors import FileError, ModelError, first_line
 from cxr_desktop.core.io import INTENSITY_CHAIN
 from cxr_desktop.core.models import CxrNet, build_model
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
@@ -56,7 +56,8 @@ def load_run(run_dir: str | Path, which: str = "best",
     except KeyError as exc:
         raise FileError(path, f"checkpoint metadata lacks {exc}") from exc
     except (RuntimeError, ModelError) as exc:
-        raise FileError(path, f"weights do not fit {metadata.get('arch')} ({exc})") from exc
+        raise FileError(path, f"weights do not fit {metadata.get('arch')} "
+                              f"({first_line(exc)})") from exc
     model.pretrained_source = None
     model.pretrained_note = metadata.get("pretrained_note", "")
     model.to(device).eval()

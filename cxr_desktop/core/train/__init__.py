@@ -14,7 +14,10 @@ _EXPORTS = {
     "RunResult": "engine", "fit": "engine", "pick_device": "engine", "resume": "engine",
     "LrFinderResult": "lr_finder", "find_lr": "lr_finder",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AugmentSettings", "LrFinderResult", "RunResult", "TrainConfig", "find_lr", "fit",
+    "pick_device", "resume",
+]
 
 
 def __getattr__(name: str) -> Any:

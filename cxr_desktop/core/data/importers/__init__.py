@@ -42,15 +42,15 @@ def detect_format(path: str | Path) -> str:
     if path.is_file():
         if path.suffix.lower() == ".json":
             return "spec"
+        if path.suffix.lower() not in TABLE_SUFFIXES:
+            raise DatasetError(path, "not a dataset: give a folder, a CSV file or a saved "
+                                     "spec (.json)")
         header = read_header(path)
         for name, test in (("nih", is_nih_header), ("chexpert", is_chexpert_header),
                            ("objectcxr", is_objectcxr_header)):
             if test(header):
                 return name
-        if path.suffix.lower() in TABLE_SUFFIXES:
-            return "csv"
-        raise DatasetError(path, "not a dataset: give a folder, a CSV file or a saved "
-                                 "spec (.json)")
+        return "csv"
     folder = unwrap(path)
     if nih_table(folder):
         return "nih"

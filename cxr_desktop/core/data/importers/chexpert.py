@@ -107,5 +107,5 @@ def import_chexpert(
         raise DatasetError(tables[0], "no observation columns")
     return DatasetSpec(root=root, task="multilabel", classes=classes, positive_class=None,
                        items=items, uncertain_policy=uncertain, blank_policy=blank,
-                       filters=filters, problems=problems,
+                       filters=filters, problems=index.problems + problems,
                        source={"tables": [t.name for t in tables]})

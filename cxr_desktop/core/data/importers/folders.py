@@ -81,7 +81,9 @@ def import_folders(
         groups = [("", cls, f"{cls}/") for cls in subs]
     items: list[ImageItem] = []
     for split, cls, rel in groups:
-        for file in walk_images(root / rel, rel):
+        files, unreadable = walk_images(root / rel, rel)
+        problems += unreadable
+        for file in files:
             name = file.rsplit("/", 1)[-1]
             label = next((c for k, c in rules.items() if k in name.lower()), cls)
             patient = None

@@ -196,5 +196,6 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
         task, classes, positive = single_label_classes({it.labels for it in items},
                                                        mapping.positive_class, path)
     return DatasetSpec(root=base, task=task, classes=classes, positive_class=positive,
-                       items=items, filters=list(mapping.filters), problems=problems,
+                       items=items, filters=list(mapping.filters),
+                       problems=resolver.index.problems + problems,
                        source={"mapping": mapping.to_dict()})

@@ -84,5 +84,6 @@ def import_nih(path: Path, *, view: str | list[str] | None = None) -> DatasetSpe
     if not found:
         raise DatasetError(table, "no finding in any row (all 'No Finding')")
     return DatasetSpec(root=root, task="multilabel", classes=sorted(found), positive_class=None,
-                       items=items, filters=filters, problems=problems,
+                       items=items, filters=filters,
+                       problems=resolver.index.problems + problems,
                        source={"tables": [table.name]})

@@ -75,6 +75,6 @@ def import_objectcxr(path: Path) -> DatasetSpec:
     if not items:
         raise DatasetError(tables[0], "no usable rows (are the images beside the CSV files?)")
     return DatasetSpec(root=root, task="binary", classes=[NEGATIVE, POSITIVE],
-                       positive_class=POSITIVE, items=items, problems=problems,
+                       positive_class=POSITIVE, items=items, problems=index.problems + problems,
                        source={"tables": [t.resolve().relative_to(root).as_posix()
                                           for t in tables]})

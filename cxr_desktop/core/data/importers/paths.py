@@ -52,15 +52,20 @@ def unwrap(folder: Path) -> Path:
         folder = Path(entries[0].path)
 
 
-def walk_images(top: Path, prefix: str = "") -> list[str]:
-    """POSIX paths (``prefix`` + relative to ``top``) of the image files under ``top``, sorted."""
+def walk_images(top: Path, prefix: str = "") -> tuple[list[str], list[Problem]]:
+    """POSIX paths (``prefix`` + relative to ``top``) of the image files under ``top``, sorted,
+    and an ``unreadable_folder`` problem for each folder that could not be listed."""
     found: list[str] = []
+    problems: list[Problem] = []
     stack = [(str(top), prefix)]
     while stack:
         folder, rel = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except OSError as exc:
+            problems.append(Problem("unreadable_folder", [rel.rstrip("/") or "."],
+                                    f"cannot list the folder ({exc.strerror or exc}), so its "
+                                    "images are left out"))
             continue
         for entry in entries:
             if is_hidden(entry.name):
@@ -70,7 +75,8 @@ def walk_images(top: Path, prefix: str = "") -> list[str]:
             elif is_image_name(entry.name):
                 found.append(f"{rel}{entry.name}")
     found.sort()
-    return found
+    problems.sort(key=lambda p: p.paths)
+    return found, problems
 
 
 class FileIndex:
@@ -80,11 +86,14 @@ class FileIndex:
         self.root = root
         self._files: set[str] | None = None
         self._by_name: dict[str, str | None] | None = None
+        self.problems: list[Problem] = []
 
     @property
     def files(self) -> set[str]:
+        """Walked on first use; the folders that could not be listed go to ``problems``."""
         if self._files is None:
-            self._files = set(walk_images(self.root))
+            found, self.problems = walk_images(self.root)
+            self._files = set(found)
         return self._files
 
     def by_name(self, name: str) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxr_desktop.core.data.importers.paths import SPLIT_NAMES
-from cxr_desktop.core.errors import DatasetError
+from cxr_desktop.core.errors import DatasetError, first_line
 
 #: Class names that mean "nothing found"; the other class of a binary task is the positive.
 NEGATIVE_NAMES = frozenset({
@@ -26,21 +26,29 @@ def is_negative_name(name: str) -> bool:
     return key in NEGATIVE_NAMES or key.startswith(("no ", "non ", "not "))
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A CSV as strings (blank cells are ``""``), headers stripped; DatasetError if unreadable."""
+def _read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """``pd.read_csv`` of a label table (its first ``nrows`` rows), strings only, headers
+    stripped; DatasetError if unreadable. ``.csv`` files are split on commas, other tables on
+    the separator sniffed from the file."""
     is_csv = path.suffix.lower() == ".csv"
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[],
                             skipinitialspace=True, encoding="utf-8-sig",
-                            sep="," if is_csv else None, engine="c" if is_csv else "python")
+                            sep="," if is_csv else None, engine="c" if is_csv else "python",
+                            nrows=nrows)
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
     except pd.errors.EmptyDataError:
         raise DatasetError(path, "the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetError(path, f"not a readable CSV table: {reason}") from None
+        raise DatasetError(path, f"not a readable CSV table: {first_line(exc)}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A CSV as strings (blank cells are ``""``), headers stripped; DatasetError if unreadable."""
+    frame = _read_csv(path)
     if columns is not None:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -49,13 +57,8 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 def read_header(path: Path) -> list[str]:
-    """The column names of a CSV without reading its rows."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            line = handle.readline()
-    except OSError as exc:
-        raise DatasetError(path, f"cannot read: {exc.strerror or exc}") from None
-    return [c.strip().strip('"').strip() for c in line.rstrip("\r\n").split(",")]
+    """The column names of a CSV, read as ``read_table`` reads them, without its rows."""
+    return list(_read_csv(path, nrows=0).columns)
 
 
 def find_column(frame: pd.DataFrame, name: str, path: Path) -> str:

@@ -1,0 +1,81 @@
+"""Errors that wrap a library's exception stay one line naming the file (torch's are long)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cxr_desktop.core.errors import (
+    MAX_REASON_CHARS,
+    FileError,
+    ImageLoadError,
+    ModelError,
+    first_line,
+)
+from cxr_desktop.core.io import header
+from cxr_desktop.core.models import build_model
+from cxr_desktop.core.models.state_dicts import read_state_dict
+from cxr_desktop.core.runs import load_checkpoint, load_run, save_checkpoint
+
+
+class Custom:
+    """Pickled as a Python object, which ``torch.load(weights_only=True)`` refuses."""
+
+
+def test_first_line_of_library_messages():
+    assert first_line(ValueError("bad value\n  more detail")) == "bad value"
+    assert first_line(RuntimeError("\x1b[1mWeights\x1b[0m only\nmore")) == "Weights only"
+    torch_text = "Error(s) in loading state_dict for Net:\n\tsize mismatch for a.\n\tmore"
+    assert first_line(RuntimeError(torch_text)) == \
+        "Error(s) in loading state_dict for Net: size mismatch for a."
+    assert first_line(KeyError()) == "KeyError"
+    long = first_line(ValueError("x" * 1000))
+    assert len(long) == MAX_REASON_CHARS and long.endswith("...")
+
+
+def test_a_checkpoint_holding_a_python_object_is_a_one_line_error(tmp_path):
+    path = tmp_path / "custom.pt"
+    torch.save({"model": Custom()}, path)
+    with pytest.raises(FileError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert message.startswith(f"{path}: not a readable checkpoint (it holds a Python object")
+    assert "Custom" in message
+
+
+@pytest.mark.parametrize("data", [b"(hello", b".", b"G\x00", b"(", b"hello"])
+def test_bytes_that_are_not_a_pickle_are_a_one_line_error(tmp_path, data):
+    """Unpickling them raises KeyError, IndexError, struct.error or EOFError inside torch."""
+    path = tmp_path / "junk.pt"
+    path.write_bytes(data)
+    with pytest.raises(FileError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not a readable checkpoint (") and "\n" not in message
+    with pytest.raises(ModelError, match=r"^[^\n]*junk\.pt: cannot read weights \("):
+        read_state_dict(path)
+
+
+def test_weights_that_do_not_fit_the_run_are_a_one_line_error(tmp_path):
+    path = tmp_path / "run" / "best.pt"
+    wrong = build_model("small_cnn", 3, pretrained="none").state_dict()
+    save_checkpoint(path, {"model": wrong,
+                           "metadata": {"arch": "small_cnn", "num_outputs": 2}})
+    with pytest.raises(FileError) as raised:
+        load_run(path)
+    message = str(raised.value)
+    assert "\n" not in message and "\t" not in message
+    assert message.startswith(f"{path}: weights do not fit small_cnn (Error(s) in loading")
+    assert "size mismatch for head." in message
+
+
+def test_an_unreadable_dicom_header_is_a_one_line_error(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise ValueError("cannot parse element\nat offset 0x84\n(more)")
+
+    monkeypatch.setattr(header.pydicom, "dcmread", fail)
+    path = tmp_path / "broken.dcm"
+    with pytest.raises(ImageLoadError) as raised:
+        header.dicom_header(path)
+    assert str(raised.value) == f"{path}: not a readable DICOM file (cannot parse element)"
