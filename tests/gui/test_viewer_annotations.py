@@ -109,13 +109,17 @@ def test_draw_save_reopen_export_import(viewer, main_window, qtbot, testdata, tm
     assert doc.shapes == tuple(expected) and not doc.dirty
     # Object-CXR CSV and back: unchanged.
     csv_path = tmp_path / "train.csv"
-    report = panel.export_csv(csv_path)
-    assert (report.images, report.shapes) == (1, 3)
+    panel.export_csv(csv_path)
+    qtbot.waitUntil(lambda: panel.last_report is not None, timeout=20_000)
+    assert (panel.last_report.images, panel.last_report.shapes) == (1, 3)
+    assert main_window.statusBar().currentMessage().startswith("Exported ")
     table = read_objectcxr_csv(csv_path)
     assert [(s.shape_type, s.points) for s in table["RG1_UNCI.dcm"]] == [
         (s.shape_type, s.points) for s in expected]
+    panel.last_report = None
     panel.import_csv(csv_path, testdata("RG1_UNCI.dcm").parent)
-    assert doc.shapes == tuple(expected)
+    qtbot.waitUntil(lambda: panel.last_report is not None, timeout=20_000)
+    assert doc.shapes == tuple(expected) and not panel.last_report.failed
 
 
 def test_unsaved_shapes_are_autosaved_when_another_image_opens(viewer, main_window, qtbot,

@@ -81,7 +81,7 @@ class ViewerTab(QWidget):
         self.folder_list = QListWidget()
         self.folder_list.setToolTip("Images in this folder: Page Down / Page Up for next and "
                                     "previous")
-        self.annotations = AnnotationPanel(self.canvas)
+        self.annotations = AnnotationPanel(self.canvas, runner)
         self.addActions(self.annotations.toolbar.shortcut_actions())
         self.model_panel = ModelPanel(self.canvas, runner)
         self.side_tabs = QTabWidget()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -31,6 +32,7 @@ from cxr_desktop.gui.settings import app_settings
 from cxr_desktop.gui.widgets.annotation_layer import AnnotationLayer
 from cxr_desktop.gui.widgets.annotation_toolbar import AnnotationToolbar
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
+from cxr_desktop.gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
 PROJECT_KEY = "annotations/project_dir"
@@ -42,9 +44,11 @@ class AnnotationPanel(QWidget):
 
     status_message = Signal(str)
 
-    def __init__(self, canvas: ImageCanvas, parent: QWidget | None = None) -> None:
+    def __init__(self, canvas: ImageCanvas, runner: TaskRunner,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.canvas = canvas
+        self.canvas, self._runner = canvas, runner
+        self.last_report: ExchangeReport | None = None
         saved_root = app_settings().value(PROJECT_KEY, "")
         self.project = AnnotationProject(saved_root or None)
         self.document = AnnotationDocument()
@@ -162,30 +166,42 @@ class AnnotationPanel(QWidget):
         if folder:
             self.set_project_dir(folder)
 
-    def export_csv(self, csv_path: str | Path) -> ExchangeReport:
-        """Every annotated image of the project as an Object-CXR CSV (saves first)."""
+    def export_csv(self, csv_path: str | Path) -> None:
+        """Every annotated image of the project as an Object-CXR CSV (saved first; written
+        in a worker, the report in the status bar)."""
         self.autosave()
-        report = self.project.export_objectcxr(csv_path, self.project.annotated_images())
-        self.status_message.emit(f"Exported {report.summary()} to {csv_path}")
-        return report
+        self.status_message.emit(f"Exporting the annotations to {csv_path}...")
+        self._runner.submit("annotations.exchange", self.project.export_objectcxr,
+                            str(csv_path), done=partial(self._on_exchanged, "Exported", "to",
+                                                        csv_path),
+                            failed=self.status_message.emit)
 
-    def import_csv(self, csv_path: str | Path, image_root: str | Path) -> ExchangeReport:
+    def import_csv(self, csv_path: str | Path, image_root: str | Path) -> None:
+        """Shapes from an Object-CXR CSV into the project (in a worker: each listed image's
+        size is read); the current image's shapes are reloaded when it is done."""
         self.autosave()
-        report = self.project.import_objectcxr(csv_path, image_root,
-                                               label=self.document.label)
+        self.status_message.emit(f"Importing annotations from {csv_path}...")
+        self._runner.submit("annotations.exchange", self.project.import_objectcxr,
+                            str(csv_path), str(image_root), self.document.label,
+                            done=partial(self._on_exchanged, "Imported", "from", csv_path),
+                            failed=self.status_message.emit)
+
+    def _on_exchanged(self, verb: str, preposition: str, csv_path: str | Path,
+                      report: ExchangeReport) -> None:
+        self.last_report = report
         for failure in report.failed:
-            log.warning("Object-CXR import: %s", failure)
-        self.status_message.emit(f"Imported {report.summary()} from {csv_path}")
-        if self.image_path is not None and self.image_size is not None:
+            log.warning("Object-CXR %s: %s", verb.lower(), failure)
+        failed = f"; {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""
+        self.status_message.emit(f"{verb} {report.summary()} {preposition} {csv_path}{failed}")
+        if verb == "Imported" and self.image_path is not None and self.image_size is not None:
             self.set_image(self.image_path, self.image_size)
-        return report
 
     def choose_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export Object-CXR CSV",
                                               str(self.project.root / "annotations.csv"),
                                               CSV_FILTER)
         if path:
-            self._guarded(self.export_csv, path)
+            self.export_csv(path)
 
     def choose_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import Object-CXR CSV", "", CSV_FILTER)
@@ -194,13 +210,7 @@ class AnnotationPanel(QWidget):
         root = QFileDialog.getExistingDirectory(self, "Folder the image names are relative to",
                                                 str(Path(path).parent))
         if root:
-            self._guarded(self.import_csv, path, root)
-
-    def _guarded(self, action, *args) -> None:
-        try:
-            action(*args)
-        except (CxrError, OSError) as exc:
-            self.status_message.emit(str(exc))
+            self.import_csv(path, root)
 
     # -- view updates ----------------------------------------------------------------------
     def _ask_text(self, x: float, y: float) -> str | None:
