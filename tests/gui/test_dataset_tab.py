@@ -169,9 +169,10 @@ def test_thumbnails_come_in_pages(tab, qtbot, demo, monkeypatch):
 
     monkeypatch.setattr(thumbnail_grid, "PAGE_SIZE", 8)
     monkeypatch.setattr(thumbnail_grid, "CHUNK_SIZE", 3)
+    assert not tab.thumbnails.more_button.isVisibleTo(tab)  # nothing open, nothing more
     spec = open_and_wait(qtbot, tab, demo.root)
     grid = tab.thumbnails
-    assert grid.list.count() == 8 and grid.more_button.isEnabled()
+    assert grid.list.count() == 8 and grid.more_button.isVisibleTo(tab)
     qtbot.mouseClick(grid.more_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: grid.list.count() == 16 and idle(tab), timeout=TIMEOUT)
     assert grid.shown_paths() == [str(spec.abspath(item)) for item in spec.items[:16]]

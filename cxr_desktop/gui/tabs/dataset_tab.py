@@ -146,8 +146,9 @@ class DatasetTab(QWidget):
         body.addWidget(left)
         body.addWidget(self.thumbnails)
         body.addWidget(self.side_tabs)
-        body.setStretchFactor(1, 1)
-        body.setSizes([280, 740, 380])
+        for index, share in enumerate((2, 5, 3)):  # a narrow window narrows all three
+            body.setStretchFactor(index, share)
+        body.setSizes([260, 700, 380])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.banner)

@@ -32,6 +32,8 @@ from cxr_desktop.gui.workers import TaskRunner
 CAM_LABELS = {"cam": "CAM (no backward pass)", "gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++",
               "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
 COLORMAPS = ("turbo", "inferno", "viridis", "magma")
+NO_MODEL = ("No model loaded: pick a run above and press Use run (runs appear here once "
+            "trained in the Training tab), or open a run folder or checkpoint.")
 WARNING_STYLE = "background:#fff3cd; color:#664d03; padding:6px; border:1px solid #ffe69c;"
 
 
@@ -58,6 +60,10 @@ class ModelPanel(QWidget):
         self.prediction: Prediction | None = None
         self.cam_result: CamResult | None = None
         self.run_choice = QComboBox()
+        # Run names are long: they must not widen the panel (the image needs the room).
+        self.run_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.run_choice.setMinimumContentsLength(16)
         self.run_choice.setToolTip("A run from the registry (its best checkpoint)")
         refresh = QPushButton("↻")
         refresh.setToolTip("Reload the run list")
@@ -67,7 +73,7 @@ class ModelPanel(QWidget):
         pick = QHBoxLayout()
         pick.addWidget(self.run_choice, 1)
         pick.addWidget(refresh)
-        self.model_label = QLabel("No model loaded.")
+        self.model_label = QLabel(NO_MODEL)
         self.model_label.setWordWrap(True)
         self.warning = QLabel("")
         self.warning.setWordWrap(True)

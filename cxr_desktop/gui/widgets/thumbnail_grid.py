@@ -165,7 +165,7 @@ class ThumbnailGrid(QWidget):
         self.class_combo.setToolTip("Show the images of one class (multi-label: positives)")
         self.count_label = QLabel("")
         self.more_button = QPushButton(f"Show {PAGE_SIZE} more")
-        self.more_button.setEnabled(False)
+        self.more_button.setVisible(False)
         self.list = QListWidget()
         self.list.setViewMode(QListView.ViewMode.IconMode)
         self.list.setMovement(QListView.Movement.Static)
@@ -297,7 +297,7 @@ class ThumbnailGrid(QWidget):
         if self.loading:
             text += " (loading...)"
         self.count_label.setText(text)
-        self.more_button.setEnabled(self._target < total)
+        self.more_button.setVisible(self._target < total)
 
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
