@@ -361,3 +361,18 @@ def test_an_unreadable_image_folder_under_a_csv_is_a_problem(tmp_path, lock):
     assert [it.path for it in spec.items] == ["images/a.png", "images/b.png"]
     assert [(p.kind, p.paths) for p in spec.problems] == [
         ("unreadable_folder", ["locked"]), ("missing", ["locked/c.png"])]
+
+
+def test_column_guesses_ignore_case_spaces_and_separators(tmp_path):
+    import pandas as pd
+
+    from cxr_desktop.core.data.importers.generic import complete_mapping
+
+    frame = pd.DataFrame(columns=["File Name", "Finding", "PatientID", "View", "Age"])
+    mapping = complete_mapping(None, frame, tmp_path / "labels.csv")
+    assert (mapping.image, mapping.labels, mapping.patient) == (
+        "File Name", ["Finding"], "PatientID")
+    frame = pd.DataFrame(columns=["image-path", "Patient_Id", "Diagnosis", "data.split"])
+    mapping = complete_mapping(None, frame, tmp_path / "labels.csv")
+    assert (mapping.image, mapping.labels, mapping.patient, mapping.split) == (
+        "image-path", ["Diagnosis"], "Patient_Id", None)

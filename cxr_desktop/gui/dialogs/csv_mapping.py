@@ -43,6 +43,8 @@ PREVIEW_ROWS = 20
 NONE = "(none)"
 DEBOUNCE_MS = 250
 CLASSES_SHOWN = 12
+# More classes than this reads like a wrong label column (an age, an ID): say so.
+MANY_CLASSES = 20
 
 
 def initial_mapping(path: Path, columns: list[str]) -> ColumnMapping:
@@ -219,8 +221,10 @@ class CsvMappingDialog(QDialog):
         shown = spec.classes[:CLASSES_SHOWN]
         more = len(spec.classes) - len(shown)
         classes = html.escape(", ".join(shown) + (f" and {more} more" if more > 0 else ""))
+        many = (f"<br><span style='color:#b36b00'>{len(spec.classes)} classes: is the "
+                f"label column right?</span>" if len(spec.classes) > MANY_CLASSES else "")
         self.status.setText(f"<b>{len(spec.items)} images</b>, {spec.task} task, classes: "
-                            f"{classes}; {splits}{skipped}")
+                            f"{classes}; {splits}{skipped}{many}")
         self.status.setToolTip("\n".join(p.detail for p in spec.problems[:30]))
         self.table.setRowCount(0)
         for item in spec.items[:PREVIEW_ROWS]:

@@ -8,6 +8,7 @@ Label cells in several columns read ``1``/``0``/``-1``/blank (also yes/no, true/
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,15 @@ class ColumnMapping:
         return cls(**{**data, "labels": [labels] if isinstance(labels, str) else list(labels)})
 
 
+def _squash(name: str) -> str:
+    """``"File Name"``, ``"file_name"`` and ``"file-name"`` all read ``"filename"``."""
+    return re.sub(r"[\s_\-.]+", "", str(name).lower())
+
+
 def _guess(frame: pd.DataFrame, role: str) -> str | None:
-    lower = {c.lower(): c for c in frame.columns}
-    return next((lower[name] for name in _GUESS[role] if name in lower), None)
+    squashed = {_squash(c): c for c in frame.columns}
+    return next((squashed[_squash(name)] for name in _GUESS[role]
+                 if _squash(name) in squashed), None)
 
 
 def complete_mapping(partial: ColumnMapping | dict[str, Any] | None, frame: pd.DataFrame,
