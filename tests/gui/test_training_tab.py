@@ -69,13 +69,17 @@ def test_resume_selected_run_finishes_it(tab, qtbot, demo_spec):
     qtbot.waitUntil(lambda: len(tab.plots.batch_x) >= 1, timeout=120_000)
     tab.stop_button.click()
     qtbot.waitUntil(lambda: not tab.engine.is_running(), timeout=30_000)
+    assert not tab.resume_button.isEnabled()  # nothing selected
     tab.history.selectRow(0)
+    assert tab.resume_button.isEnabled()
     tab.resume_button.click()
     qtbot.waitUntil(lambda: not tab.engine.is_running(), timeout=120_000)
     record = RunRegistry().list()[0]
     assert record.status == "done" and record.epochs_done == 2
     assert (Path(record.run_dir) / "best.pt").is_file()
     assert "done" in tab.message.text()
+    tab.history.selectRow(0)
+    assert not tab.resume_button.isEnabled()  # a finished run has nothing to resume
 
 
 def test_a_run_whose_folder_is_gone_gives_a_message_and_can_be_forgotten(qtbot, tmp_path):

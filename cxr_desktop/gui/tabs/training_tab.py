@@ -42,6 +42,7 @@ from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.widgets.run_history import RunHistory
 from cxr_desktop.gui.workers import TaskRunner
 
+RESUMABLE = ("stopped", "interrupted", "failed")  # run statuses Resume can go on from
 PRETRAINED_CHOICES = ("auto", "none", "choose file...")
 # Batch events every 2 batches: even a small dataset draws a curve; the plots redraw from a
 # timer, so a fast GPU cannot flood the GUI thread.
@@ -116,6 +117,8 @@ class TrainingTab(QWidget):
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume selected")
+        self.resume_button.setToolTip("Go on with the run selected in the history from its last "
+                                      "checkpoint (a stopped, interrupted or failed run)")
         self.lr_button = QPushButton("Find LR")
         self.lr_button.setToolTip("Exponential LR sweep on the training split; sets the LR")
         buttons = QHBoxLayout()
@@ -339,7 +342,9 @@ class TrainingTab(QWidget):
         has_data = self.spec is not None
         self.start_button.setEnabled(has_data and not running)
         self.lr_button.setEnabled(has_data and not running)
-        self.resume_button.setEnabled(not running)
+        record = self.selected_run()
+        self.resume_button.setEnabled(not running and record is not None
+                                      and record.status in RESUMABLE)
         self.stop_button.setEnabled(running)
 
     # Run history -------------------------------------------------------------------------
@@ -350,6 +355,7 @@ class TrainingTab(QWidget):
         return self.history.selected_run()
 
     def _on_history_selected(self) -> None:
+        self._on_running_changed(self.engine.is_running())
         record = self.selected_run()
         if record is None or self.engine.is_running():
             return

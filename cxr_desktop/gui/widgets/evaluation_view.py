@@ -85,6 +85,9 @@ def _fmt(value: float) -> str:
     return "-" if not np.isfinite(value) else f"{value:.3f}"
 
 
+PICK_RUNS = "Tick one run, or several for an ensemble, and press Evaluate."
+
+
 class EvaluationView(QWidget):
     """See the module docstring. ``runner`` defaults to a TaskRunner of its own."""
 
@@ -107,13 +110,15 @@ class EvaluationView(QWidget):
     def _build(self) -> None:
         self.run_list = QListWidget()
         self.run_list.setMinimumWidth(220)
+        self.run_list.setWordWrap(True)  # a narrow list wraps, it does not clip
+        self.run_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh_runs)
         self.split_box = QComboBox()
         self.split_box.addItems(SPLITS)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.clicked.connect(self.evaluate)
-        self.status = QLabel("Tick one run, or several for an ensemble, and press Evaluate.")
+        self.status = QLabel(PICK_RUNS)
         self.status.setWordWrap(True)
         picker = QVBoxLayout()
         picker.addWidget(QLabel("Runs"))
@@ -198,12 +203,17 @@ class EvaluationView(QWidget):
             item.setData(Qt.UserRole, record.run_dir)
             item.setToolTip(record.run_dir)
             self.run_list.addItem(item)
+        if not self.run_list.count():
+            self.status.setText("No trained run yet: train one on the Train page; it is "
+                                "listed here once it has saved a checkpoint.")
+        elif self.outcome is None:
+            self.status.setText(PICK_RUNS)
 
     @staticmethod
     def _run_label(record: RunRecord) -> str:
         auc = "-" if record.best_val_auc is None else f"{record.best_val_auc:.3f}"
-        return (f"{Path(record.run_dir).name}\n{record.arch}, {record.task}, "
-                f"val AUC {auc}, {record.status}")
+        return (f"{Path(record.run_dir).name}\n{record.arch} · {record.task} · AUC {auc} · "
+                f"{record.status}")
 
     def checked_runs(self) -> list[str]:
         items = (self.run_list.item(i) for i in range(self.run_list.count()))
