@@ -136,6 +136,9 @@ class MainWindow(QMainWindow):
         remember_recent("datasets", str(spec.source.get("path") or spec.root))
         self.training_tab.set_dataset(spec)
         self.viewer_tab.annotations.set_labels(spec.classes, default=spec.positive_class)
+        self.viewer_tab.annotations.set_dataset_shapes(
+            {os.path.abspath(spec.abspath(item)): item.shapes for item in spec.items
+             if item.shapes})
 
     def _probe_device(self) -> None:
         self.runner.submit("device", describe_device, load_preferences().device,

@@ -170,3 +170,30 @@ def test_text_note_polygon_keys_and_delete(viewer, qtbot, monkeypatch):
     assert [s.shape_type for s in panel.document.shapes] == ["text"]
     panel.toolbar.undo_action.trigger()
     assert [s.shape_type for s in panel.document.shapes] == ["text", "polygon"]
+
+
+def test_an_image_of_the_open_dataset_shows_the_dataset_s_own_shapes(main_window, qtbot,
+                                                                    tmp_path):
+    from cxr_desktop.core.data.demo import make_demo_dataset
+
+    make_demo_dataset(tmp_path / "demo", n_images=30, size=96, seed=4)
+    viewer = main_window.viewer_tab
+    viewer.annotations.set_project_dir(tmp_path / "project")
+    with qtbot.waitSignal(main_window.dataset_tab.dataset_opened, timeout=60_000):
+        main_window.dataset_tab.open_dataset(tmp_path / "demo")
+    spec = main_window.dataset_tab.spec
+    boxed = next(item for item in spec.items if item.shapes)
+    main_window.open_image(str(spec.abspath(boxed)))
+    qtbot.waitUntil(lambda: viewer.radiograph is not None and not main_window.runner.busy(),
+                    timeout=20_000)
+    doc = viewer.annotations.document
+    assert doc.shapes == tuple(boxed.shapes) and not doc.dirty  # ground truth, not an edit
+    assert not viewer.annotations.project.has(spec.abspath(boxed))
+    # Once the project holds this image's own shapes (here: none), they win.
+    viewer.annotations.project.save(spec.abspath(boxed), [], (96, 96))
+    main_window.open_image(str(spec.abspath(next(i for i in spec.items if not i.shapes))))
+    qtbot.waitUntil(lambda: not main_window.runner.busy(), timeout=20_000)
+    main_window.open_image(str(spec.abspath(boxed)))
+    qtbot.waitUntil(lambda: viewer.radiograph.path == str(spec.abspath(boxed))
+                    and not main_window.runner.busy(), timeout=20_000)
+    assert doc.shapes == ()

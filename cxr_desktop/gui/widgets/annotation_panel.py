@@ -8,6 +8,7 @@ another image is opened or the application quits, so edits are never dropped sil
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from cxr_desktop.core.annotations.editing import AnnotationDocument
 from cxr_desktop.core.annotations.project import AnnotationProject, ExchangeReport
+from cxr_desktop.core.annotations.shapes import Shape
 from cxr_desktop.core.annotations.tools import Editor
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.gui.settings import app_settings
@@ -49,6 +51,7 @@ class AnnotationPanel(QWidget):
         super().__init__(parent)
         self.canvas, self._runner = canvas, runner
         self.last_report: ExchangeReport | None = None
+        self._dataset_shapes: dict[str, list[Shape]] = {}
         saved_root = app_settings().value(PROJECT_KEY, "")
         self.project = AnnotationProject(saved_root or None)
         self.document = AnnotationDocument()
@@ -110,7 +113,15 @@ class AnnotationPanel(QWidget):
             self._unreadable = str(exc)
             self.status_message.emit(f"Annotations not loaded: {exc}")
             shapes = []
+        if not shapes and not self.project.has(path):
+            shapes = self._dataset_shapes.get(os.path.abspath(path), [])
         self.document.reset(shapes, size)
+
+    def set_dataset_shapes(self, shapes_by_path: dict[str, list[Shape]]) -> None:
+        """The open dataset's own shapes (its ground truth, e.g. Object-CXR boxes) by
+        absolute image path: an image with nothing saved in the project starts from them,
+        so the CAM can be compared with them; edited, they are saved to the project."""
+        self._dataset_shapes = shapes_by_path
 
     def clear(self) -> None:
         """No image: save the previous one's changes and show no shapes."""
