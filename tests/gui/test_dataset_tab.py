@@ -286,3 +286,39 @@ def test_progress_of_a_replaced_check_does_not_move_the_bar(tab, qtbot, demo):
     tab.check_progress.emit(replaced, 7, 12345)
     assert tab.progress.maximum() != 12345
     qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+
+
+def test_mapping_edits_never_run_two_imports_at_once(tab, qtbot, generic_csv, monkeypatch):
+    import threading
+    import time
+
+    from cxr_desktop.gui.dialogs import csv_mapping
+
+    running, most, calls = [0], [0], []
+    lock = threading.Lock()
+    real_parse = csv_mapping._parse
+
+    def slow_parse(path, mapping):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        calls.append(mapping.binarize)
+        time.sleep(0.3)  # a big table
+        try:
+            return real_parse(path, mapping)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(csv_mapping, "_parse", slow_parse)
+    tab.open_dataset(generic_csv)
+    dialog = tab.mapping_dialog
+    dialog.set_labels(["finding_count"])
+    for _ in range(3):
+        dialog.refresh()
+    dialog.binarize_check.setChecked(True)
+    dialog.refresh()
+    qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
+    assert most[0] == 1 and len(calls) == 2  # the first edit, then only the newest
+    assert calls[-1] == "nonzero" and dialog.spec.task == "binary"
+    dialog.reject()

@@ -73,6 +73,7 @@ class CsvMappingDialog(QDialog):
         self.path = Path(path)
         self._runner = runner
         self._generation = 0
+        self._in_flight = self._pending = False
         self.spec: DatasetSpec | None = None
         self.error = ""
         self.setWindowTitle(f"Columns of {self.path.name}")
@@ -202,15 +203,28 @@ class CsvMappingDialog(QDialog):
             self._show_error("Tick at least one label column.")
             return
         self.status.setText("Reading...")
+        if self._in_flight:  # one import at a time: a big table must not pile them up
+            self._pending = True
+            return
+        self._in_flight = True
         self._runner.submit("dataset.mapping_preview", _parse, str(self.path), mapping,
                             done=partial(self._on_parsed, self._generation),
                             failed=partial(self._on_error, self._generation))
 
     def busy(self) -> bool:
-        return self._timer.isActive() or self._runner.busy("dataset.mapping_preview")
+        return self._timer.isActive() or self._in_flight
+
+    def _landed(self, generation: int) -> bool:
+        """An import ended: start the one asked for meanwhile; True if this is current."""
+        self._in_flight = False
+        if self._pending:
+            self._pending = False
+            self.refresh()
+            return False
+        return generation == self._generation
 
     def _on_parsed(self, generation: int, spec: DatasetSpec) -> None:
-        if generation != self._generation:
+        if not self._landed(generation):
             return
         self.spec = spec
         self.error = ""
@@ -236,7 +250,7 @@ class CsvMappingDialog(QDialog):
         self._set_ok(True)
 
     def _on_error(self, generation: int, message: str) -> None:
-        if generation == self._generation:
+        if self._landed(generation):
             self._show_error(message)
 
     def _show_error(self, message: str) -> None:
