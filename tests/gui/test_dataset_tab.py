@@ -223,7 +223,8 @@ def generic_csv(tmp_path) -> Path:
 
 
 def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv):
-    tab.open_dataset(generic_csv)
+    tab.open_dataset(generic_csv)  # the layout is detected in a worker
+    qtbot.waitUntil(lambda: tab.mapping_dialog is not None, timeout=TIMEOUT)
     dialog = tab.mapping_dialog
     assert dialog is not None and dialog.isVisible()
     assert dialog.image_combo.currentText() == "file"
@@ -311,7 +312,8 @@ def test_mapping_edits_never_run_two_imports_at_once(tab, qtbot, generic_csv, mo
                 running[0] -= 1
 
     monkeypatch.setattr(csv_mapping, "_parse", slow_parse)
-    tab.open_dataset(generic_csv)
+    tab.open_dataset(generic_csv)  # the layout is detected in a worker
+    qtbot.waitUntil(lambda: tab.mapping_dialog is not None, timeout=TIMEOUT)
     dialog = tab.mapping_dialog
     dialog.set_labels(["finding_count"])
     for _ in range(3):
@@ -322,3 +324,14 @@ def test_mapping_edits_never_run_two_imports_at_once(tab, qtbot, generic_csv, mo
     assert most[0] == 1 and len(calls) == 2  # the first edit, then only the newest
     assert calls[-1] == "nonzero" and dialog.spec.task == "binary"
     dialog.reject()
+
+
+def test_a_file_that_is_no_dataset_gives_one_line(tab, qtbot, tmp_path):
+    picture = tmp_path / "scan.png"
+    picture.write_bytes(b"not really a png")
+    messages: list[str] = []
+    tab.status_message.connect(messages.append)
+    tab.open_dataset(picture)
+    qtbot.waitUntil(lambda: any("not a dataset" in m for m in messages), timeout=TIMEOUT)
+    assert tab.spec is None and tab.mapping_dialog is None
+    assert str(picture) in messages[-1] and "\n" not in messages[-1]

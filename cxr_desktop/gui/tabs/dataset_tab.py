@@ -73,6 +73,13 @@ def problem_text(problem: Problem) -> str:
     return f"{problem.kind.replace('_', ' ')}: {paths}\n{problem.detail}"
 
 
+def _open_or_find_table(path: Path) -> DatasetSpec | Path:
+    """The dataset at ``path``, or the CSV of no known layout whose columns must be asked."""
+    if detect_format(path) == "csv":
+        return single_table(unwrap(path))[0] if path.is_dir() else path
+    return open_dataset(str(path))
+
+
 class DatasetTab(QWidget):
     status_message = Signal(str)
     dataset_opened = Signal(object)
@@ -175,27 +182,29 @@ class DatasetTab(QWidget):
             self.open_dataset(path)
 
     def open_dataset(self, path: str | Path) -> None:
-        """Open a folder, CSV or spec; a CSV of no known layout first asks for its columns."""
-        path = Path(path)
-        try:
-            fmt = detect_format(path)
-            if fmt == "csv" and path.is_dir():
-                path = single_table(unwrap(path))[0]
-        except CxrError as exc:
-            self.status_message.emit(str(exc))
-            return
-        if fmt == "csv":
-            self.ask_mapping(path)
-            return
+        """Open a folder, CSV or spec (in a worker: detecting the layout lists the folder);
+        a CSV of no known layout first asks for its columns."""
         self.status_message.emit(f"Reading {path}...")
-        self._runner.submit("dataset.open", open_dataset, str(path),
-                            done=self._on_opened, failed=self._on_failed)
+        self._runner.submit("dataset.open", _open_or_find_table, Path(path),
+                            done=self._on_opened_or_table, failed=self._on_failed)
+
+    @Slot(object)
+    def _on_opened_or_table(self, result: DatasetSpec | Path) -> None:
+        if isinstance(result, Path):
+            self.ask_mapping(result)
+        else:
+            self._on_opened(result)
 
     def ask_mapping(self, csv_path: Path) -> None:
         """Show the column-mapping dialog (non-blocking); OK opens the dataset with it."""
         if self.mapping_dialog is not None:
             self.mapping_dialog.deleteLater()
-        self.mapping_dialog = CsvMappingDialog(csv_path, self._runner, self)
+            self.mapping_dialog = None
+        try:
+            self.mapping_dialog = CsvMappingDialog(csv_path, self._runner, self)
+        except CxrError as exc:  # its header cannot be read
+            self.status_message.emit(str(exc))
+            return
         self.mapping_dialog.accepted.connect(self._on_mapping_accepted)
         self.mapping_dialog.open()
 
