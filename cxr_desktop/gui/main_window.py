@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
             busy.append("a background task")
         return " and ".join(busy)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Close only when no worker runs: Stop is asked for, the window waits (greyed, a
         status line saying what for) and closes itself when the work has ended."""
         busy = self.background_work()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from evaluation_runs import trained_runs  # noqa: E402
+from evaluation_runs import trained_runs
 
-from cxr_desktop.core.evaluate import predictions as predictions_module  # noqa: E402
-from cxr_desktop.core.runs.registry import RunRegistry  # noqa: E402
-from cxr_desktop.gui.widgets.evaluation_view import EvaluationView  # noqa: E402
+from cxr_desktop.core.evaluate import predictions as predictions_module
+from cxr_desktop.core.runs.registry import RunRegistry
+from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
 
 
 @pytest.fixture(scope="session")

@@ -87,13 +87,17 @@ def test_folder_navigation_and_phi(main_window, qtbot, tmp_path, testdata):
     qtbot.waitUntil(lambda: viewer.folder_list.count() == 2, timeout=20_000)
     assert [viewer.folder_list.item(i).text() for i in range(2)] == ["a.dcm", "b.dcm"]
     qtbot.waitUntil(lambda: viewer.folder_list.currentRow() == 0, timeout=20_000)
-    texts = lambda: [viewer.info.itemAt(i).widget().text()  # noqa: E731
-                     for i in range(viewer.info.count()) if viewer.info.itemAt(i).widget()]
+    def texts() -> list[str]:
+        return [viewer.info.itemAt(i).widget().text()
+                for i in range(viewer.info.count()) if viewer.info.itemAt(i).widget()]
+
     assert not any("Doe" in t for t in texts())
     header = viewer.header
     qtbot.waitUntil(lambda: bool(header.rows) and not main_window.runner.busy(), timeout=20_000)
-    values = lambda: [header.tree.topLevelItem(i).text(3)  # noqa: E731
-                      for i in range(header.tree.topLevelItemCount())]
+    def values() -> list[str]:
+        return [header.tree.topLevelItem(i).text(3)
+                for i in range(header.tree.topLevelItemCount())]
+
     assert "(hidden: patient data)" in values() and "Doe^Jane" not in values()
     viewer.show_phi.setChecked(True)
     assert any("Doe^Jane" in t for t in texts())

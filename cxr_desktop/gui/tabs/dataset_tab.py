@@ -223,10 +223,10 @@ class DatasetTab(QWidget):
         self._runner.submit("dataset.open", _demo_dataset,
                             done=self._on_opened, failed=self._on_failed)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         accept_file_drag(event)
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+    def dropEvent(self, event: QDropEvent) -> None:
         path = dropped_path(event)
         if path:
             self.open_dataset(path)

@@ -183,10 +183,10 @@ class ViewerTab(QWidget):
         if found:
             self.folder_list.setCurrentItem(found[0])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         accept_file_drag(event)
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+    def dropEvent(self, event: QDropEvent) -> None:
         path = dropped_path(event)
         if path:
             self.open_image(path)

@@ -168,7 +168,7 @@ class AnnotationLayer(QObject):
         cursor = Qt.CursorShape.ArrowCursor if name == "select" else Qt.CursorShape.CrossCursor
         self.canvas.view_widget.viewport().setCursor(cursor)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if self.canvas.radiograph is None:
             return False
         kind = event.type()

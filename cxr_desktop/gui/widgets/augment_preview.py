@@ -66,7 +66,7 @@ class ImageCell(QWidget):
         self.setMinimumSize(90, 100)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+    def sizeHint(self) -> QSize:
         return QSize(150, 170)
 
     def set_image(self, image: np.ndarray | None, caption: str = "") -> None:
@@ -80,7 +80,7 @@ class ImageCell(QWidget):
             self._pixmap = QPixmap.fromImage(qimage.copy())
         self.update()
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event: QPaintEvent) -> None:
         """The image as large as fits, centred, with its caption right under it."""
         painter = QPainter(self)
         text_height = painter.fontMetrics().height() + 2

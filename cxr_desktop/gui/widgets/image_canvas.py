@@ -152,7 +152,7 @@ class ImageCanvas(QWidget):
         if 0 <= row < self.radiograph.rows and 0 <= col < self.radiograph.columns:
             self.hovered.emit(col, row, float(self.radiograph.pixels[row, col]))
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+    def eventFilter(self, watched, event) -> bool:
         """Right-drag: horizontal changes the width, vertical the level."""
         kind = event.type()
         if self.radiograph is None:
