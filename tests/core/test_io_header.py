@@ -30,3 +30,19 @@ def test_sequences_are_nested(testdata):
     sequence = next(i for i, r in enumerate(rows) if r.keyword == "VOILUTSequence")
     assert rows[sequence].value == "1 item(s)"
     assert rows[sequence + 1].depth == 1
+
+
+def test_a_value_pydicom_cannot_convert_is_listed_as_bytes(testdata, tmp_path):
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = pydicom.dcmread(testdata("RG1_UNCI.dcm"))
+    tag = Tag("Rows")
+    ds[tag] = RawDataElement(tag, "US", 3, b"\x01\x02\x03", 0, False, True)  # odd length
+    tag = Tag("WindowCenter")
+    ds[tag] = RawDataElement(tag, "DS", 4, b"abc ", 0, False, True)
+    path = tmp_path / "odd.dcm"
+    ds.save_as(path)
+    rows = {row.keyword: row for row in dicom_header(path)}
+    assert (rows["Rows"].vr, rows["Rows"].value) == ("US", "<unreadable: 3 bytes>")
+    assert rows["WindowCenter"].value == "abc" and rows["BodyPartExamined"].value == "CHEST"

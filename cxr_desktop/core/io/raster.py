@@ -12,6 +12,7 @@ from cxr_desktop.core.errors import ImageLoadError
 from cxr_desktop.core.io.dicom import luminance
 from cxr_desktop.core.io.limits import MAX_PIXELS
 from cxr_desktop.core.io.radiograph import Radiograph
+from cxr_desktop.core.io.warnings_capture import WARNINGS_LOCK
 from cxr_desktop.core.io.window import full_range_window, percentile_window
 
 _PHOTOMETRIC = {"1": "MONOCHROME2", "L": "MONOCHROME2", "LA": "MONOCHROME2",
@@ -23,7 +24,7 @@ _PHOTOMETRIC = {"1": "MONOCHROME2", "L": "MONOCHROME2", "LA": "MONOCHROME2",
 
 def _open(path: Path) -> Image.Image:
     try:
-        with warnings.catch_warnings():
+        with WARNINGS_LOCK, warnings.catch_warnings():  # process-wide: see warnings_capture
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
