@@ -6,7 +6,8 @@ spec can be trained with uncertain CheXpert labels masked or counted as positive
 
 - binary and multiclass: ``item.labels`` is the class name (a ``str``);
 - multilabel: ``item.labels`` is ``{class: value}`` with ``1.0`` positive, ``0.0`` negative,
-  ``-1.0`` uncertain; a class that is absent is blank (not mentioned).
+  ``-1.0`` uncertain, NaN unknown (a bad cell in the source, reported as a problem: always
+  masked); a class that is absent is blank (not mentioned).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ TASKS = ("binary", "multiclass", "multilabel")
 UNCERTAIN_POLICIES = ("mask", "positive", "negative")
 BLANK_POLICIES = ("negative", "mask")
 UNCERTAIN = -1.0
+#: A multilabel value the source gave wrongly (``2``, ``yes``): masked under every policy.
+MISSING = float("nan")
+LABEL_VALUES = (1.0, 0.0, UNCERTAIN)
 SPEC_FORMAT = "cxr-desktop-dataset"
 SPEC_VERSION = 1
 
@@ -68,7 +72,9 @@ class ImageItem:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "split": self.split, "labels": self.labels}
+        labels = self.labels if isinstance(self.labels, str) else \
+            {k: None if v != v else v for k, v in self.labels.items()}  # NaN: null in JSON
+        out: dict[str, Any] = {"path": self.path, "split": self.split, "labels": labels}
         if self.patient is not None:
             out["patient"] = self.patient
         if self.shapes:
@@ -81,7 +87,7 @@ class ImageItem:
     def from_dict(cls, data: dict[str, Any]) -> ImageItem:
         labels = data["labels"]
         if isinstance(labels, dict):
-            labels = {str(k): float(v) for k, v in labels.items()}
+            labels = {str(k): MISSING if v is None else float(v) for k, v in labels.items()}
         return cls(
             path=str(data["path"]),
             split=str(data["split"]),
@@ -248,7 +254,7 @@ class DatasetSpec:
         if not root.is_dir() and base is not None and "root_relative" in data:
             moved = (base / data["root_relative"]).resolve()
             root = moved if moved.is_dir() else root
-        return cls(
+        spec = cls(
             root=root,
             task=data["task"],
             classes=[str(c) for c in data["classes"]],
@@ -260,6 +266,30 @@ class DatasetSpec:
             filters=[str(f) for f in data.get("filters", [])],
             problems=[Problem.from_dict(p) for p in data.get("problems", [])],
         )
+        spec.check_labels()
+        return spec
+
+    def check_labels(self) -> None:
+        """ValueError naming the first item whose labels do not fit the task and classes:
+        a class not in ``classes`` would otherwise train as class 0 (or as nothing)."""
+        classes = set(self.classes)
+        for number, item in enumerate(self.items, start=1):
+            where = f"item {number} ({item.path})"
+            if self.task != "multilabel":
+                if not isinstance(item.labels, str):
+                    raise ValueError(f"{where}: label {item.labels!r} is not a class name")
+                if item.labels not in classes:
+                    raise ValueError(f"{where}: label {item.labels!r} is not one of the "
+                                     f"classes {self.classes}")
+                continue
+            if not isinstance(item.labels, dict):
+                raise ValueError(f"{where}: labels {item.labels!r} are not {{class: value}}")
+            for name, value in item.labels.items():
+                if name not in classes:
+                    raise ValueError(f"{where}: label {name!r} is not one of the classes "
+                                     f"{self.classes}")
+                if value not in LABEL_VALUES and value == value:
+                    raise ValueError(f"{where}: {name} = {value!r} is not 1, 0, -1 or null")
 
     def save(self, path: str | Path) -> Path:
         """Write the spec as JSON atomically; the root is kept absolute and relative."""

@@ -40,6 +40,37 @@ def _name_rules(class_from_name: str | dict[str, str] | list[str] | None) -> dic
     return {k.strip().lower(): k.strip() for k in class_from_name}
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _without_linked_classes(
+    root: Path, groups: list[tuple[str, str, str]]
+) -> tuple[list[tuple[str, str, str]], list[Problem]]:
+    """``groups`` less the class folders that are links to the dataset folder or above it
+    (a loop), or to another class folder (or inside one): their images would take two
+    classes. A ``folder_link`` problem for each left out."""
+    root_real = os.path.realpath(root)
+    real = {rel: os.path.realpath(root / rel) for _, _, rel in groups}
+    kept: list[tuple[str, str, str]] = []
+    problems: list[Problem] = []
+    for group in groups:
+        rel = group[2]
+        if _inside(root_real, real[rel]):
+            reason = "a link back to the dataset folder or above it (a loop)"
+        else:
+            other = next((o for _, _, o in groups if o != rel and _inside(real[rel], real[o])
+                          and (real[rel] != real[o] or (root / rel).is_symlink())), None)
+            reason = None if other is None else \
+                f"a link to the class folder {other.rstrip('/')}, which has its own class"
+        if reason is None:
+            kept.append(group)
+        else:
+            problems.append(Problem("folder_link", [rel.rstrip("/")],
+                                    f"{reason}; its images are left out"))
+    return kept, problems
+
+
 def import_folders(
     path: Path,
     *,
@@ -79,9 +110,16 @@ def import_folders(
                                     "folders beside the split folders are not read"))
     else:
         groups = [("", cls, f"{cls}/") for cls in subs]
+        loose = _loose_images(root)
+        if loose:
+            problems.append(Problem("unlabelled", loose,
+                                    "images directly in the dataset folder, outside a class "
+                                    "folder, are left out"))
+    groups, linked = _without_linked_classes(root, groups)
+    problems += linked
     items: list[ImageItem] = []
     for split, cls, rel in groups:
-        files, unreadable = walk_images(root / rel, rel)
+        files, unreadable = walk_images(root / rel, rel, boundary=root)
         problems += unreadable
         for file in files:
             name = file.rsplit("/", 1)[-1]
@@ -93,6 +131,9 @@ def import_folders(
                     else None
             items.append(ImageItem(file, split, patient, label))
     if not items:
+        if not subs and _loose_images(root):  # one folder of images: a single class
+            raise DatasetError(path, f"only one class found: {root.name}; a dataset needs "
+                                     "at least two (one folder of images per class)")
         raise DatasetError(path, "no images in class folders (expected CLASS/image files, "
                                  "optionally under train/ val/ test/)")
     task, classes, positive = single_label_classes({it.labels for it in items},

@@ -4,6 +4,10 @@ One label column of text makes a binary task (two values) or a multiclass one; o
 of 0/1 (or of counts with ``binarize="nonzero"``) a binary task named after the column;
 several label columns, or one column of labels joined by ``separator``, a multilabel task.
 Label cells in several columns read ``1``/``0``/``-1``/blank (also yes/no, true/false).
+A blank label cell, or one reading ``nan``, ``NA``, ``null``, is a missing label: the row is
+left out (single label) or the class blank (label columns). An image listed twice with
+different labels is left out; a split value other than train/val/test is reported and the
+image given a split at random.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import pandas as pd
 
 from cxr_desktop.core.data.importers.paths import PathResolver, path_problem
 from cxr_desktop.core.data.importers.tables import (
+    MISSING_CELLS,
     apply_filters,
+    drop_repeated,
     find_column,
+    is_missing_cell,
     is_negative_name,
+    no_rows_reason,
     read_table,
     single_label_classes,
     split_of_name,
@@ -112,6 +120,7 @@ def complete_mapping(partial: ColumnMapping | dict[str, Any] | None, frame: pd.D
 def _label_values(cells: pd.Series, binarize: str | None, column: str, path: Path) -> np.ndarray:
     """Floats 1/0/-1 per cell, NaN for blank; DatasetError naming the first bad cell."""
     text = cells.str.strip().str.lower()
+    text = text.where(~text.isin(MISSING_CELLS), "")
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(float)
     words = text.map(_WORDS).to_numpy(float)
     values = np.where(np.isnan(numbers), words, numbers)
@@ -127,13 +136,14 @@ def _label_values(cells: pd.Series, binarize: str | None, column: str, path: Pat
 
 
 def _single_labels(cells: pd.Series, mapping: ColumnMapping, path: Path) -> list[str]:
-    """Class names of one label column ('' for blank).
+    """Class names of one label column ('' for blank or ``nan``, ``NA``, ``null``...).
 
     A 0/1 column (or counts made binary) names its classes ``no_<column>`` and ``<column>``
     and sets ``mapping.positive_class`` to the column when the user did not choose one.
     """
     column = mapping.labels[0]
     text = cells.str.strip()
+    text = text.where(~text.str.lower().isin(MISSING_CELLS), "")
     numbers = pd.to_numeric(text, errors="coerce")
     numeric = bool(((text == "") | numbers.notna()).all())
     if mapping.binarize and not numeric:
@@ -153,17 +163,20 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
     base = Path(root).resolve() if root else path.resolve().parent
     if not base.is_dir():
         raise DatasetError(base, "dataset folder not found")
-    frame = read_table(path)
-    mapping = complete_mapping(mapping, frame, path)
-    frame = apply_filters(frame, mapping.filters, path)
+    whole = read_table(path)
+    mapping = complete_mapping(mapping, whole, path)
+    frame = apply_filters(whole, mapping.filters, path)
     if frame.empty:
-        raise DatasetError(path, "no rows left after the filters")
+        raise DatasetError(path, no_rows_reason(whole, mapping.filters, path) or "no rows")
     multilabel = len(mapping.labels) > 1 or bool(mapping.separator)
     problems: list[Problem] = []
     if multilabel and mapping.separator:
-        tokens = [[t.strip() for t in cell.split(mapping.separator) if t.strip()]
-                  for cell in frame[mapping.labels[0]]]
-        per_row: list[Any] = [{t: 1.0 for t in row if not is_negative_name(t)} for row in tokens]
+        per_row: list[Any] = []
+        for cell in frame[mapping.labels[0]]:
+            tokens = [t.strip() for t in cell.split(mapping.separator)
+                      if t.strip() and not is_missing_cell(t)]
+            per_row.append({t: 1.0 for t in tokens if not is_negative_name(t)} if tokens
+                           else "")
         classes = sorted({t for row in per_row for t in row})
     elif multilabel:
         table = np.column_stack([_label_values(frame[c], mapping.binarize, c, path)
@@ -178,12 +191,15 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
     folders = frame[mapping.folder] if mapping.folder else [""] * len(frame)
     patients = frame[mapping.patient] if mapping.patient else [""] * len(frame)
     splits = frame[mapping.split] if mapping.split else [""] * len(frame)
-    items: list[ImageItem] = []
+    rows: list[tuple[ImageItem, str]] = []
+    unknown_splits: dict[str, list[str]] = {}
+    unlabelled = 0
     for row, name, folder, patient, split, labels in zip(
         frame.index, frame[mapping.image], folders, patients, splits, per_row, strict=True
     ):
         where = f"{path.name} line {row + 2}"
         if labels == "":
+            unlabelled += 1
             problems.append(Problem("unlabelled", [name.strip()], f"{where}: no label"))
             continue
         raw = f"{folder.strip().rstrip('/')}/{name.strip()}" if folder.strip() else name
@@ -191,11 +207,28 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
         if problem:
             problems.append(path_problem(problem, rel, where))
             continue
-        items.append(ImageItem(rel, split_of_name(split), patient.strip() or None, labels))
-    if not items:
+        given = split_of_name(split)
+        if not given and not is_missing_cell(split):
+            unknown_splits.setdefault(split.strip(), []).append(rel)
+        rows.append((ImageItem(rel, given, patient.strip() or None, labels), where))
+    for value, paths in unknown_splits.items():
+        problems.append(Problem("unknown_split", paths,
+                                f"split {value!r} in column {mapping.split!r} ({len(paths)} "
+                                f"row{'s' if len(paths) > 1 else ''}) is not train, val or "
+                                "test (nor training, valid, validation, dev, testing); these "
+                                "images were given a split at random"))
+    if not rows:
+        if unlabelled == len(frame):
+            labels_text = ", ".join(repr(c) for c in mapping.labels)
+            raise DatasetError(path, f"no row has a label (label column {labels_text} is "
+                                     "empty in every row)")
         raise DatasetError(path, "no image of this table was found under "
                                  f"{base} (see the image column {mapping.image!r})")
+    items, repeated = drop_repeated(rows)
+    problems += repeated
     if multilabel:
+        classes = [c for c in classes if any(c in item.labels for item in items)] \
+            if mapping.separator else classes
         if not classes:
             raise DatasetError(path, "no positive label in any row")
         task, positive = "multilabel", None

@@ -1,6 +1,7 @@
 """NIH ChestX-ray14: ``Data_Entry_2017.csv`` and the images wherever they were unpacked.
 
-Multi-label from ``Finding Labels`` (findings joined by ``|``; ``No Finding`` has none),
+Multi-label from ``Finding Labels`` (findings joined by ``|``; ``No Finding`` has none;
+names are matched to the 14 findings whatever their case),
 patient from ``Patient ID``, view from ``View Position``. The images are found by name under
 the root (``images/``, ``images_001/images/``...). ``train_val_list.txt`` and
 ``test_list.txt`` beside the CSV, when there, give the official test split.
@@ -11,12 +12,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxr_desktop.core.data.importers.paths import PathResolver, path_problem
-from cxr_desktop.core.data.importers.tables import apply_filters, read_table
+from cxr_desktop.core.data.importers.tables import (
+    apply_filters,
+    drop_repeated,
+    is_missing_cell,
+    no_rows_reason,
+    read_table,
+)
 from cxr_desktop.core.data.spec import DatasetSpec, ImageItem, Problem
 from cxr_desktop.core.errors import DatasetError
 
 IMAGE, FINDINGS, PATIENT, VIEW = "Image Index", "Finding Labels", "Patient ID", "View Position"
 NO_FINDING = "No Finding"
+#: The 14 findings of ChestX-ray14, as its CSV spells them.
+FINDINGS_14 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion",
+               "Emphysema", "Fibrosis", "Hernia", "Infiltration", "Mass", "Nodule",
+               "Pleural_Thickening", "Pneumonia", "Pneumothorax")
 SPLIT_LISTS = {"train_val_list.txt": "train", "test_list.txt": "test"}
 
 
@@ -39,6 +50,19 @@ def view_filters(view: str | list[str] | None, column: str) -> list[str]:
     return [f"{column} in {', '.join(views)}"] if views else []
 
 
+def _key(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+_CANONICAL = {_key(name): name for name in (*FINDINGS_14, NO_FINDING)}
+
+
+def canonical_finding(name: str) -> str | None:
+    """The ChestX-ray14 spelling of a finding written in any case (``effusion``, ``Pleural
+    Thickening``, ``no finding``); None for a name that is not one of them."""
+    return _CANONICAL.get(_key(name))
+
+
 def _given_splits(folder: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, split in SPLIT_LISTS.items():
@@ -56,34 +80,58 @@ def import_nih(path: Path, *, view: str | list[str] | None = None) -> DatasetSpe
     if table is None:
         raise DatasetError(path, "no Data_Entry_2017.csv in this folder")
     root = table.resolve().parent
-    frame = read_table(table, columns=[IMAGE, FINDINGS])
+    whole = read_table(table, columns=[IMAGE, FINDINGS])
     filters = view_filters(view, VIEW)
-    frame = apply_filters(frame, filters, table)
+    frame = apply_filters(whole, filters, table)
+    if frame.empty:
+        raise DatasetError(table, no_rows_reason(whole, filters, table) or "no rows")
     given = _given_splits(root)
     resolver = PathResolver(root, prefixes=["images/"])
     patients = frame[PATIENT] if PATIENT in frame.columns else [""] * len(frame)
     views = frame[VIEW] if VIEW in frame.columns else [""] * len(frame)
-    items: list[ImageItem] = []
+    rows: list[tuple[ImageItem, str]] = []
     problems: list[Problem] = []
-    found: set[str] = set()
+    unknown: dict[str, list[str]] = {}
+    unlabelled = 0
     for row, name, findings, patient, position in zip(
         frame.index, frame[IMAGE], frame[FINDINGS], patients, views, strict=True
     ):
+        where = f"{table.name} line {row + 2}"
+        names = [f.strip() for f in findings.split("|") if not is_missing_cell(f)]
+        if not names:
+            unlabelled += 1
+            problems.append(Problem("unlabelled", [name.strip()],
+                                    f"{where}: no Finding Labels (write No Finding for an "
+                                    "image without findings); left out"))
+            continue
         rel, problem = resolver.resolve(name)
         if problem:
-            problems.append(path_problem(problem, rel, f"{table.name} line {row + 2}"))
+            problems.append(path_problem(problem, rel, where))
             continue
-        labels = {f.strip(): 1.0 for f in findings.split("|") if f.strip()}
+        labels: dict[str, float] = {}
+        for finding in names:
+            canonical = canonical_finding(finding)
+            if canonical is None:
+                unknown.setdefault(finding, []).append(rel)
+                canonical = finding
+            labels[canonical] = 1.0
         labels.pop(NO_FINDING, None)
-        found.update(labels)
         meta = {"view": position.strip()} if position.strip() else {}
-        items.append(ImageItem(rel, given.get(name.strip(), ""), patient.strip() or None,
-                               labels, meta=meta))
-    if not items:
+        rows.append((ImageItem(rel, given.get(name.strip(), ""), patient.strip() or None,
+                               labels, meta=meta), where))
+    for finding, paths in unknown.items():
+        problems.append(Problem("unknown_finding", paths,
+                                f"{finding!r} ({len(paths)} images) is not one of the 14 "
+                                "ChestX-ray14 findings; kept as a class of its own"))
+    if not rows:
+        if unlabelled == len(frame):
+            raise DatasetError(table, "no row has Finding Labels")
         raise DatasetError(table, "no image of this table was found under its folder")
+    items, repeated = drop_repeated(rows)
+    found = {name for item in items for name in item.labels}
     if not found:
         raise DatasetError(table, "no finding in any row (all 'No Finding')")
     return DatasetSpec(root=root, task="multilabel", classes=sorted(found), positive_class=None,
                        items=items, filters=filters,
-                       problems=resolver.index.problems + problems,
+                       problems=resolver.index.problems + problems + repeated,
                        source={"tables": [table.name]})

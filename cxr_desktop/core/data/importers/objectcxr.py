@@ -15,7 +15,12 @@ from cxr_desktop.core.annotations.objectcxr import (
     parse_objectcxr,
 )
 from cxr_desktop.core.data.importers.paths import FileIndex, PathResolver, path_problem
-from cxr_desktop.core.data.importers.tables import read_header, read_table, split_of_name
+from cxr_desktop.core.data.importers.tables import (
+    drop_repeated,
+    read_header,
+    read_table,
+    split_of_name,
+)
 from cxr_desktop.core.data.spec import DatasetSpec, ImageItem, Problem
 from cxr_desktop.core.errors import DatasetError
 
@@ -43,9 +48,8 @@ def import_objectcxr(path: Path) -> DatasetSpec:
     else:
         root, tables = path.resolve().parent, [path]
     index = FileIndex(root)
-    items: list[ImageItem] = []
+    rows: list[tuple[ImageItem, str]] = []
     problems: list[Problem] = []
-    seen: set[str] = set()
     for table in tables:
         frame = read_table(table)
         image_column = next((c for c in IMAGE_COLUMNS if c in frame.columns), None)
@@ -59,19 +63,16 @@ def import_objectcxr(path: Path) -> DatasetSpec:
             if problem:
                 problems.append(path_problem(problem, rel, f"{table.name} line {row}"))
                 continue
-            if rel in seen:
-                problems.append(Problem("duplicate_row", [rel],
-                                        f"{table.name} line {row}: listed again, skipped"))
-                continue
             try:
                 shapes = parse_objectcxr(text, label=POSITIVE)
             except ValueError as exc:
                 problems.append(Problem("bad_annotation", [rel],
                                         f"{table.name} line {row}: {exc}"))
                 continue
-            seen.add(rel)
             label = POSITIVE if text.strip() else NEGATIVE
-            items.append(ImageItem(rel, split, None, label, shapes))
+            rows.append((ImageItem(rel, split, None, label, shapes), f"{table.name} line {row}"))
+    items, repeated = drop_repeated(rows)
+    problems += repeated
     if not items:
         raise DatasetError(tables[0], "no usable rows (are the images beside the CSV files?)")
     return DatasetSpec(root=root, task="binary", classes=[NEGATIVE, POSITIVE],

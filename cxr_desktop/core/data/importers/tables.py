@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from cxr_desktop.core.data.importers.paths import SPLIT_NAMES
+from cxr_desktop.core.data.spec import ImageItem, Problem
 from cxr_desktop.core.errors import DatasetError, first_line
 
 #: Class names that mean "nothing found"; the other class of a binary task is the positive.
@@ -15,29 +18,107 @@ NEGATIVE_NAMES = frozenset({
     "normal", "negative", "no", "none", "no finding", "no_finding", "nofinding", "healthy",
     "0", "false", "no_object", "no object", "absent", "benign",
 })
+#: Beginnings that make a name read as "nothing found" (``Normal befund``, ``Normalbefund``,
+#: ``negative for pneumonia``, ``healthy lungs``, ``No finding (checked)``).
+NEGATIVE_PREFIXES = ("normal", "negativ", "négatif", "healthy", "gesund", "no finding",
+                     "nofinding", "no ", "non ", "not ", "none ", "absent ", "benign ",
+                     "unremarkable")
+#: Cells that mean "no value" (pandas, R and Excel write them): a missing label.
+MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "#n/a", "<na>"})
+#: Separators tried when a ``.csv`` header does not split on commas (European Excel: ``;``).
+SEPARATORS = (";", "\t", "|")
+_CHUNK = 1 << 20
 _FILTER = re.compile(
     r"^\s*(?P<column>.+?)\s*(?P<op>==|!=|=|\bnot in\b|\bin\b)\s*(?P<value>.*?)\s*$"
 )
 
 
 def is_negative_name(name: str) -> bool:
-    """True for names such as ``NORMAL``, ``No Finding``, ``no_object``, ``non-covid``."""
-    key = name.strip().lower().replace("-", " ").replace("_", " ")
-    return key in NEGATIVE_NAMES or key.startswith(("no ", "non ", "not "))
+    """True for names such as ``NORMAL``, ``No Finding``, ``no_object``, ``non-covid``,
+    ``Normal befund``, ``negative for pneumonia``, ``healthy``."""
+    key = " ".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+    return key in NEGATIVE_NAMES or key.startswith(NEGATIVE_PREFIXES)
+
+
+def is_missing_cell(text: str) -> bool:
+    """True for a blank cell and for ``nan``, ``NA``, ``null``, ``N/A``... (any case)."""
+    return text.strip().lower() in MISSING_CELLS
+
+
+def _text_encoding(path: Path) -> str:
+    """``utf-8-sig`` when the whole file is UTF-8 (with or without a BOM), else ``cp1252``
+    (Excel's "CSV" on Western Windows) when that reads it and it holds no NUL byte (so is
+    text); else raises the UTF-8 UnicodeDecodeError."""
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    cp1252 = codecs.getincrementaldecoder("cp1252")()
+    error: UnicodeDecodeError | None = None
+    cp1252_ok = True
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            if error is None:
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    error = exc
+            if cp1252_ok:
+                try:
+                    cp1252.decode(chunk)
+                    cp1252_ok = b"\0" not in chunk
+                except UnicodeDecodeError:
+                    cp1252_ok = False
+            if error is not None and not cp1252_ok:
+                raise error
+    if error is None:
+        try:
+            utf8.decode(b"", final=True)
+            return "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            error = exc
+    if cp1252_ok:
+        return "cp1252"
+    raise error
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    with open(path, encoding=encoding, newline="") as handle:
+        return handle.readline()
+
+
+def _csv_separator(path: Path, encoding: str) -> str:
+    """``,`` unless the header has one column holding ``;``, a tab or ``|``: then the one of
+    these that splits it into the most columns."""
+    header = _first_line(path, encoding)
+    try:
+        if len(next(csv.reader([header]), [])) > 1:
+            return ","
+        counts = {sep: len(next(csv.reader([header], delimiter=sep), []))
+                  for sep in SEPARATORS}
+    except csv.Error:
+        return ","
+    best = max(SEPARATORS, key=lambda sep: counts[sep])
+    return best if counts[best] > 1 else ","
 
 
 def _read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     """``pd.read_csv`` of a label table (its first ``nrows`` rows), strings only, headers
-    stripped; DatasetError if unreadable. ``.csv`` files are split on commas, other tables on
-    the separator sniffed from the file."""
+    stripped; DatasetError if unreadable.
+
+    The text is UTF-8 (a BOM is dropped) or else Windows-1252; ``.csv`` files are split on
+    commas, or on ``;``, tab or ``|`` when the header holds no comma but one of those; other
+    tables on the separator sniffed from the file. Header and rows are always read alike.
+    """
     is_csv = path.suffix.lower() == ".csv"
     try:
+        encoding = _text_encoding(path)
+        sep = _csv_separator(path, encoding) if is_csv else None
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[],
-                            skipinitialspace=True, encoding="utf-8-sig",
-                            sep="," if is_csv else None, engine="c" if is_csv else "python",
+                            skipinitialspace=True, encoding=encoding,
+                            sep=sep, engine="c" if is_csv else "python",
                             nrows=nrows)
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DatasetError(path, "a folder, not a CSV table") from None
     except pd.errors.EmptyDataError:
         raise DatasetError(path, "the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
@@ -101,6 +182,76 @@ def apply_filters(frame: pd.DataFrame, filters: list[str], path: Path) -> pd.Dat
     return frame
 
 
+def no_rows_reason(frame: pd.DataFrame, filters: list[str], path: Path) -> str | None:
+    """Why ``apply_filters(frame, filters)`` leaves no row, in words; None when rows are left.
+
+    ``the table has no rows`` for a header alone; else the first filter that leaves none,
+    with the values the column does have: ``no rows with View Position XX (values present:
+    PA, AP)``.
+    """
+    if frame.empty:
+        return "the table has no rows (only a header)"
+    for expression in filters:
+        kept = apply_filters(frame, [expression], path)
+        if kept.empty:
+            column, op, values = parse_filter(expression)
+            column = find_column(frame, column, path)
+            counts = frame[column].str.strip().value_counts()
+            present = [v or "(blank)" for v in counts.index[:12]]
+            more = ", ..." if len(counts) > 12 else ""
+            wanted = " or ".join(values)
+            what = f"{column} {wanted}" if op in ("==", "in") else \
+                f"{column} other than {wanted}"
+            return f"no rows with {what} (values present: {', '.join(present)}{more})"
+        frame = kept
+    return None if len(frame) else "no rows left after the filters"
+
+
+def _label_key(labels: str | dict[str, float]) -> object:
+    """``labels`` comparable with ``==`` (NaN, a masked value, equal to itself)."""
+    if isinstance(labels, str):
+        return labels
+    return tuple(sorted((k, "masked" if v != v else v) for k, v in labels.items()))
+
+
+def label_text(labels: str | dict[str, float]) -> str:
+    """A label for a message: the class, or a multilabel row's values (``none`` if empty)."""
+    if isinstance(labels, str):
+        return labels
+    return ", ".join(f"{k} {'masked' if v != v else f'{v:g}'}" for k, v in labels.items()) \
+        or "none"
+
+
+def drop_repeated(rows: list[tuple[ImageItem, str]]) -> tuple[list[ImageItem], list[Problem]]:
+    """The items of ``rows`` (``(item, "labels.csv line 7")``) with each image once.
+
+    An image listed again with the same labels is kept once (a ``duplicate_row`` problem);
+    one listed with different labels is left out altogether (``label_conflict``): which row
+    is right cannot be told, and keeping either could train on a wrong label.
+    """
+    by_path: dict[str, list[tuple[ImageItem, str]]] = {}
+    for item, where in rows:
+        by_path.setdefault(item.path, []).append((item, where))
+    items: list[ImageItem] = []
+    problems: list[Problem] = []
+    for path, group in by_path.items():
+        first, where = group[0]
+        if len(group) == 1:
+            items.append(first)
+        elif len({_label_key(item.labels) for item, _ in group}) == 1:
+            items.append(first)
+            again = ", ".join(w for _, w in group[1:])
+            problems.append(Problem("duplicate_row", [path],
+                                    f"{again}: listed again (first at {where}) with the same "
+                                    "label; kept once"))
+        else:
+            seen = "; ".join(f"{w}: {label_text(item.labels)}" for item, w in group)
+            problems.append(Problem("label_conflict", [path],
+                                    f"listed {len(group)} times with different labels "
+                                    f"({seen}); left out, as which is right cannot be told"))
+    return items, problems
+
+
 def split_of_name(name: str) -> str:
     """``train``/``val``/``test`` for a split-like name (``dev``, ``valid``...), else ``""``."""
     return SPLIT_NAMES.get(name.strip().lower(), "")
@@ -116,8 +267,11 @@ def single_label_classes(
     more make a multiclass task with classes sorted by name.
     """
     found = sorted(names, key=lambda c: (c.lower(), c))
+    if not found:
+        raise DatasetError(path, "no labelled image")
     if len(found) < 2:
-        raise DatasetError(path, f"needs at least two classes, found {found}")
+        raise DatasetError(path, f"only one class found: {found[0]}; a dataset needs at "
+                                 "least two")
     if positive is not None and positive not in found:
         raise DatasetError(path, f"positive class {positive!r} is not one of {found}")
     if len(found) > 2:
