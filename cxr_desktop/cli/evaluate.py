@@ -1,9 +1,11 @@
 """``cxr-desktop evaluate RUN_DIR [RUN_DIR ...] DATASET``: runs on a held-out split.
 
-The last positional argument is the dataset (anything ``inspect`` accepts, opened with the
-same split options as ``train`` so the splits are the ones the runs were trained with); the
-others are run folders. With two runs or more the ensembles are evaluated too (all three
-methods unless ``--ensemble`` names one). ``--json`` prints one JSON object.
+The last positional argument is the dataset (anything ``inspect`` accepts, with the split
+options of ``train``); the others are run folders. On the dataset a run was trained on, the
+run's own splits are used (its ``dataset.json``), whatever the split options say, so its test
+split holds no training image; on another dataset, training images it holds are warned of.
+With two runs or more the ensembles are evaluated too (all three methods unless
+``--ensemble`` names one). ``--json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -32,6 +34,27 @@ def _threshold(text: str) -> str | float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _count(text: str) -> int:
+    """A whole number, 0 or more (0: no bootstrap interval)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate runs (and their ensembles) on a held-out split",
@@ -45,20 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train, val, test or all (default: test)")
     parser.add_argument("--ensemble", choices=(*METHODS, "all"), default="all",
                         help="ensemble method for 2+ runs (default: all three)")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+    parser.add_argument("--temperature", type=_positive, default=DEFAULT_TEMPERATURE,
                         help="softmax temperature of the AUC-weighted ensemble")
     parser.add_argument("--threshold", type=_threshold, default="run",
                         metavar="run|youden|sens:0.9|FLOAT",
                         help="operating point: the run's, Youden's J, a target sensitivity "
                              "or a number (default: run)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples of the AUC interval (default 1000)")
+    parser.add_argument("--bootstrap", type=_count, default=1000, metavar="N",
+                        help="bootstrap resamples of the AUC interval (default 1000; 0: no "
+                             "interval)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", metavar="DIR",
                         help="write predictions.csv, summary.json, roc.png, confusion.png")
-    group = parser.add_argument_group("dataset options (as for `train`)")
+    group = parser.add_argument_group(
+        "dataset options (as for `train`)",
+        "on the dataset a run was trained on, that run's own splits are used")
     group.add_argument("--format", choices=("auto", *FORMATS), default="auto")
     group.add_argument("--val", type=float, default=0.1, metavar="FRACTION")
     group.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
@@ -103,29 +129,41 @@ def _print_text(result: EvaluationSet) -> None:
 def run(args: argparse.Namespace) -> int:
     if len(args.paths) < 2:
         raise CxrError(f"{args.paths[0]}: give one or more RUN_DIRs and then the DATASET")
-    # Imported here: torch, scikit-learn and matplotlib take seconds to import, and every
-    # subcommand's module is imported to build the parser.
+    # Imported here: torch and scikit-learn take seconds to import, and every subcommand's
+    # module is imported to build the parser; the report (matplotlib) only with --report.
     from cxr_desktop.core.data import open_dataset
-    from cxr_desktop.core.evaluate.report import write_report
     from cxr_desktop.core.evaluate.suite import evaluate_runs
+    from cxr_desktop.core.runs.folder import make_dirs, remove_empty_dirs
 
     *run_dirs, dataset = args.paths
     options = {"format": args.format, "val_fraction": args.val, "test_fraction": args.test,
                "seed": args.split_seed, "view": args.view, "uncertain": args.uncertain,
                "blank": args.blank}
-    spec = open_dataset(dataset, **options)
-    methods = METHODS if args.ensemble == "all" else (args.ensemble,)
-    result = evaluate_runs(run_dirs, spec, args.split, methods=methods,
-                           threshold=args.threshold, temperature=args.temperature,
-                           n_boot=args.bootstrap, seed=args.seed, device=args.device)
+    # The report folder is made first: a path that cannot be one fails before the work.
+    created = make_dirs(args.report, "report folder") if args.report else []
+    try:
+        spec = open_dataset(dataset, **options)
+        methods = METHODS if args.ensemble == "all" else (args.ensemble,)
+        result = evaluate_runs(run_dirs, spec, args.split, methods=methods,
+                               threshold=args.threshold, temperature=args.temperature,
+                               n_boot=args.bootstrap, seed=args.seed, device=args.device)
+        if args.report:
+            from cxr_desktop.core.evaluate.report import write_report
+
+            written = write_report(args.report, result)
+    except BaseException:
+        remove_empty_dirs(created)
+        raise
     for note in result.headline.predictions.notes:
         print(f"note: {note}", file=sys.stderr)
+    for warning in result.headline.predictions.warnings:
+        print(f"cxr-desktop: warning: {warning}", file=sys.stderr)
     if result.headline.predictions.excluded:
         excluded = result.headline.predictions.excluded
         print(f"{len(excluded)} unreadable image(s) left out, first: {excluded[0]}",
               file=sys.stderr)
     if args.report:
-        for path in write_report(args.report, result):
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))

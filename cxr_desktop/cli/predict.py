@@ -13,6 +13,8 @@ import argparse
 import contextlib
 import io
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,12 +25,37 @@ from PIL import Image
 
 from cxr_desktop.core.atomic import atomic_write
 from cxr_desktop.core.data.importers.paths import walk_images
-from cxr_desktop.core.errors import CxrError
+from cxr_desktop.core.errors import CxrError, FileError
 from cxr_desktop.core.infer.methods import CAM_METHODS
+from cxr_desktop.core.io import load_image, to_display
 
 if TYPE_CHECKING:
     from cxr_desktop.core.infer import CamExplainer, Predictor
-from cxr_desktop.core.io import load_image, to_display
+
+DEFAULT_COLORMAP = "jet"
+
+
+def _opacity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _colormap(text: str) -> str:
+    """A matplotlib colour map's name (matplotlib is imported only for a name given)."""
+    if text == DEFAULT_COLORMAP:
+        return text
+    import matplotlib
+
+    if text not in matplotlib.colormaps:
+        known = ", ".join(sorted(n for n in matplotlib.colormaps if not n.endswith("_r"))[:12])
+        raise argparse.ArgumentTypeError(f"unknown matplotlib colour map {text!r} (e.g. "
+                                         f"{known}, ...)")
+    return text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "task, else the most probable one)")
     parser.add_argument("--cam-out", metavar="DIR",
                         help="write a PNG of each image with its CAM overlay here")
-    parser.add_argument("--opacity", type=float, default=0.4, help="overlay opacity (0-1)")
-    parser.add_argument("--colormap", default="jet", help="matplotlib colour map")
+    parser.add_argument("--opacity", type=_opacity, default=0.4, help="overlay opacity (0-1)")
+    parser.add_argument("--colormap", type=_colormap, default=DEFAULT_COLORMAP,
+                        help="matplotlib colour map (default jet)")
     parser.add_argument("--json", action="store_true", help="one JSON line per file")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--which", choices=("best", "last"), default="best",
@@ -63,18 +91,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """The files named, and the image files under the folders named, in order; and one
-    message per folder that could not be listed (its images are missing)."""
+    """The files named, and the image files under the folders named, in order, each once
+    (by its resolved path: a file named and also in a folder named is listed the first
+    time); and one message per folder that could not be listed (its images are missing)."""
     found: list[Path] = []
     unreadable: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        key = os.path.normcase(os.path.realpath(path))
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+
     for name in paths:
         path = Path(name)
         if path.is_dir():
             files, problems = walk_images(path)
-            found.extend(path / rel for rel in files)
+            for rel in files:
+                add(path / rel)
             unreadable += [f"{path / p.paths[0]}: {p.detail}" for p in problems]
         else:
-            found.append(path)
+            add(path)
     return found, unreadable
 
 
@@ -90,13 +128,16 @@ def overlay_name(out_dir: Path, path: Path, method: str, used: set[str]) -> Path
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    atomic_write(path, lambda handle: Image.fromarray(rgb).save(handle, format="PNG"))
+    """Write an overlay atomically; FileError naming it when it cannot be written."""
+    try:
+        atomic_write(path, lambda handle: Image.fromarray(rgb).save(handle, format="PNG"))
+    except OSError as exc:
+        raise FileError(path, f"cannot write the overlay ({exc.strerror or exc})") from None
 
 
 def process(path: Path, predictor: Predictor, explainer: CamExplainer | None,
             args: argparse.Namespace, out_name: Path | None) -> dict[str, Any]:
     """One file's JSON record; raises CxrError when the file or its CAM fails."""
-    from cxr_desktop.core.infer import overlay_rgb
     from cxr_desktop.core.io.reduced import ModelImage, load_image_for_model
 
     start = time.perf_counter()
@@ -116,6 +157,8 @@ def process(path: Path, predictor: Predictor, explainer: CamExplainer | None,
         record.update(cam=cam.method, cam_class=cam.target_class, cam_layer=cam.layer,
                       cam_peak=list(cam.peak) if cam.peak else None)
         if out_name is not None:
+            from cxr_desktop.core.infer.cam import overlay_rgb
+
             rgb = overlay_rgb(to_display(image.radiograph), cam.map, args.opacity,
                               args.colormap)
             write_png(out_name, rgb)
@@ -140,7 +183,20 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxr_desktop.core.infer import CamExplainer, Predictor
+    from cxr_desktop.core.runs.folder import make_dirs, remove_empty_dirs
+
+    # Made first, so a path that cannot be a folder fails before the model loads; removed
+    # again when no overlay went into it.
+    created = make_dirs(args.cam_out, "overlay folder") if args.cam_out else []
+    try:
+        return _predict(args)
+    finally:
+        remove_empty_dirs(created)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    # The CAM module (grad-cam, seconds to import) only when a CAM is asked for.
+    from cxr_desktop.core.infer.predictor import Predictor
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     predictor = Predictor.load(args.model, arch=args.arch, classes=classes, task=args.task,
@@ -149,7 +205,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cxr-desktop: warning: {warning}", file=sys.stderr)
     if args.cam_out and not args.cam:
         args.cam = "cam" if predictor.model.cam_exact else "gradcam"
-    explainer = CamExplainer(predictor) if args.cam else None
+    explainer = None
+    if args.cam:
+        from cxr_desktop.core.infer.cam import CamExplainer
+
+        explainer = CamExplainer(predictor)
     out_dir = Path(args.cam_out) if args.cam_out else None
     files, unreadable = image_files(args.paths)
     for message in unreadable:

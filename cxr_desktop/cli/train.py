@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -118,6 +119,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config.validate()
 
 
+#: Logs the note on missing ImageNet weights, which training also sends as a message event.
+WEIGHTS_LOGGER = "cxr_desktop.core.models.weights"
+
+
+@contextmanager
+def weights_log_quiet() -> Iterator[None]:
+    """The weights module's log records go nowhere while a command runs: its note reaches
+    the terminal once, as the engine's message (Python prints an unhandled warning too)."""
+    logger = logging.getLogger(WEIGHTS_LOGGER)
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 @contextmanager
 def ctrl_c_stops() -> Iterator[Callable[[], bool]]:
     """The first Ctrl-C sets a flag the engine checks; the second interrupts at once."""
@@ -142,7 +160,7 @@ class Printer:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self._cache_shown = -1
+        self._cache_shown: int | tuple[int, int] = -1
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -159,10 +177,15 @@ class Printer:
             print(self.epoch_line(event), flush=True)
 
     def _cache(self, done: int, total: int) -> None:
-        """A progress line updated in place on a terminal; only the last one otherwise."""
+        """A progress line updated in place on a terminal; only the last one otherwise.
+
+        The cache reports its end more than once (after the last image and when it is
+        saved): the final line is printed once."""
         percent = 100 * done // max(total, 1)
         if done >= total:
-            print(f"\rpreparing images {done}/{total}", file=sys.stderr, flush=True)
+            if self._cache_shown != (done, total):
+                self._cache_shown = (done, total)
+                print(f"\rpreparing images {done}/{total}", file=sys.stderr, flush=True)
         elif percent != self._cache_shown and sys.stderr.isatty():
             self._cache_shown = percent
             print(f"\rpreparing images {done}/{total}", end="", file=sys.stderr, flush=True)
@@ -198,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
     from cxr_desktop.core.train.engine import fit
 
     config = config_from_args(args)
-    with ctrl_c_stops() as should_stop:
+    with weights_log_quiet(), ctrl_c_stops() as should_stop:
         result = fit(config, Printer(args.json), should_stop)
     return _finish(result, args.json)
 
@@ -206,7 +229,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     from cxr_desktop.core.train.engine import resume
 
-    with ctrl_c_stops() as should_stop:
+    with weights_log_quiet(), ctrl_c_stops() as should_stop:
         result = resume(args.run_dir, Printer(args.json), should_stop)
     return _finish(result, args.json)
 
@@ -215,7 +238,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
     from cxr_desktop.core.train.lr_finder import find_lr
 
     config = config_from_args(args)
-    with ctrl_c_stops() as should_stop:
+    with weights_log_quiet(), ctrl_c_stops() as should_stop:
         result = find_lr(config, Printer(args.json), should_stop, start_lr=args.start_lr,
                          end_lr=args.end_lr, num_iter=args.num_iter)
     if args.json:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
@@ -118,3 +120,80 @@ def test_errors_are_one_line_naming_the_file(tiny, tmp_path, capsys, case):
     code, _, err = evaluate(capsys, *args)
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and str(named) in err
+
+
+@pytest.mark.parametrize("target", ["afile", "afile/x"])
+def test_a_report_path_that_cannot_be_a_folder_is_one_line(tiny, tmp_path, capsys, target):
+    (tmp_path / "afile").write_text("mine\n")
+    code, _, err = evaluate(capsys, str(tiny.runs[0]), str(tiny.dataset), "--report",
+                            str(tmp_path / target))
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"cxr-desktop: {tmp_path / target}: cannot create the report folder")
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+def test_a_report_folder_is_not_left_behind_when_the_evaluation_fails(tiny, tmp_path, capsys):
+    report = tmp_path / "new" / "report"
+    code, _, err = evaluate(capsys, str(tmp_path / "no-run"), str(tiny.dataset), "--report",
+                            str(report))
+    assert code == 1 and "no-run" in err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--bootstrap", "-5"),
+                                               ("--temperature", "0")])
+def test_bad_numbers_are_refused_when_parsing(tiny, capsys, option, value):
+    with pytest.raises(SystemExit) as caught:
+        main(["evaluate", str(tiny.runs[0]), str(tiny.dataset), option, value])
+    assert caught.value.code == 2
+    assert f"argument {option}: must be" in capsys.readouterr().err
+
+
+def test_training_images_in_the_split_give_a_warning_line(tiny, capsys):
+    code, _, err = evaluate(capsys, str(tiny.runs[0]), str(tiny.dataset), "--split", "train")
+    assert code == 0
+    assert (f"cxr-desktop: warning: {tiny.runs[0]}: 24 of the 24 images evaluated were used "
+            "to train or validate this run") in err
+
+
+def test_evaluating_its_own_dataset_uses_the_runs_splits(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for index in range(30):
+        label = ("NORMAL", "PNEUMONIA")[index % 2]
+        image = rng.normal(90, 15, (48, 48))
+        if label == "PNEUMONIA":
+            image[16:32, 16:32] += 120
+        (tmp_path / "folds" / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
+            tmp_path / "folds" / label / f"{index}.png")
+    run_dir = tmp_path / "run"
+    assert main(["train", str(tmp_path / "folds"), "--arch", "small_cnn", "--size", "32",
+                 "--epochs", "1", "--pretrained", "none", "--workers", "1", "--split-seed",
+                 "7", "--val", "0.3", "--test", "0.3", "--out", str(run_dir)]) == 0
+    capsys.readouterr()
+    code, data, err = evaluate(capsys, str(run_dir), str(tmp_path / "folds"), "--json",
+                               "--report", str(tmp_path / "report"))
+    assert code == 0 and "warning" not in err and "its own splits are used" in err
+    trained = json.loads((run_dir / "dataset.json").read_text())
+    test_images = sorted(str(Path(trained["root"]) / item["path"])
+                         for item in trained["items"] if item["split"] == "test")
+    table = pd.read_csv(tmp_path / "report" / "predictions.csv")
+    assert data["n"] == len(test_images) == 9
+    assert sorted(table["path"]) == test_images
+
+
+def test_evaluate_and_predict_import_the_report_and_cam_modules_only_when_asked(tiny):
+    image = next((Path(json.loads(tiny.dataset.read_text())["root"]) / "test").iterdir())
+    script = (
+        "import sys\n"
+        "from cxr_desktop.cli import main\n"
+        f"assert main(['predict', {str(tiny.runs[0])!r}, {str(image)!r}, '--device', 'cpu'])"
+        " == 0\n"
+        "assert 'pytorch_grad_cam' not in sys.modules, 'grad-cam imported'\n"
+        f"assert main(['evaluate', {str(tiny.runs[0])!r}, {str(tiny.dataset)!r}, '--device',"
+        " 'cpu', '--bootstrap', '10']) == 0\n"
+        "assert 'cxr_desktop.core.evaluate.report' not in sys.modules, 'report imported'\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -104,3 +104,46 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_exits_1(run_dir, images,
     assert record["path"] == str(images / "chest.dcm") and record["error"] is None
     assert f"cxr-desktop: {locked}: cannot list the folder (Permission denied), so its " \
         "images are left out" in captured.err.splitlines()
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("--colormap", "bogus", "unknown matplotlib colour map 'bogus'"),
+    ("--opacity", "5", "must be between 0 and 1, not 5"),
+    ("--opacity", "-0.1", "must be between 0 and 1, not -0.1"),
+])
+def test_bad_overlay_options_are_refused_when_parsing(tmp_path, capsys, option, value,
+                                                      reason):
+    # The model does not exist: the option is refused before it would be loaded.
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", str(tmp_path / "no-model"), str(tmp_path / "x.png"), option, value])
+    assert caught.value.code == 2
+    assert f"argument {option}: {reason}" in capsys.readouterr().err
+
+
+def test_another_colormap_is_used(run_dir, images, tmp_path, capsys):
+    out = tmp_path / "overlays"
+    assert main(["predict", str(run_dir), str(images / "chest.dcm"), "--cam", "cam",
+                 "--cam-out", str(out), "--colormap", "viridis", "--opacity", "1",
+                 "--device", "cpu"]) == 0
+    assert [p.name for p in out.iterdir()] == ["chest_cam.png"]
+
+
+@pytest.mark.parametrize("target", ["afile", "afile/x"])
+def test_an_overlay_folder_that_cannot_be_made_is_one_line(run_dir, images, tmp_path, capsys,
+                                                           target):
+    (tmp_path / "afile").write_text("mine\n")
+    code = main(["predict", str(run_dir), str(images / "chest.dcm"), "--cam-out",
+                 str(tmp_path / target)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"cxr-desktop: {tmp_path / target}: cannot create the overlay folder")
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+def test_a_file_named_and_inside_a_folder_named_is_predicted_once(run_dir, images, capsys):
+    (images / "broken.dcm").unlink()
+    code = main(["predict", str(run_dir), str(images / "chest.dcm"), str(images),
+                 str(images / "sub" / ".." / "chest.dcm"), "--json", "--device", "cpu"])
+    paths = [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert paths == [str(images / "chest.dcm"), str(images / "sub" / "tibia.dcm")]

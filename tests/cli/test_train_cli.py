@@ -143,3 +143,72 @@ def test_lr_find(tmp_path, dataset, capsys):
     curve = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert len(curve["lrs"]) == len(curve["losses"]) > 5
     assert curve["suggested_lr"] > 0
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    """Run the command, expect exit status 1 and one line on stderr; return it."""
+    assert main(list(argv)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cxr-desktop: "), err
+    return err
+
+
+def test_run_folders_that_cannot_be_made_are_one_line_errors(tmp_path, dataset, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    train = ["train", str(dataset), *TRAIN, "--epochs", "1", "--out"]
+    assert "afile: cannot create the run folder: a file of that name exists" in \
+        one_line_error(capsys, *train, str(afile))
+    assert "afile/sub: cannot create the run folder (Not a directory)" in \
+        one_line_error(capsys, *train, str(afile / "sub"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "photo.png").write_bytes(b"x")
+    assert f"{mine}: not empty and not a run folder: choose an empty or new folder" in \
+        one_line_error(capsys, *train, str(mine))
+    assert [p.name for p in mine.iterdir()] == ["photo.png"]
+    assert afile.read_text() == "mine\n"
+
+
+def test_a_failed_start_leaves_no_folder_and_a_retry_works(tmp_path, dataset, capsys):
+    run_dir = tmp_path / "run"
+    text = tmp_path / "afile"
+    text.write_text("just some text\n")
+    base = ["train", str(dataset), "--size", "48", "--batch-size", "7", "--workers", "2",
+            "--epochs", "1", "--out", str(run_dir)]
+    for pretrained in (str(tmp_path / "nope.pt"), str(text)):
+        err = one_line_error(capsys, *base, "--arch", "resnet18", "--pretrained", pretrained)
+        assert pretrained in err and not run_dir.exists()
+    assert main([*base, "--arch", "small_cnn", "--pretrained", "none"]) == 0
+    assert (run_dir / "best.pt").is_file()
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    (["--start-lr", "-1"], "the start LR must be a positive number"),
+    (["--num-iter", "0"], "the sweep needs 10 steps at least"),
+    (["--start-lr", "1", "--end-lr", "0.001"], "the end LR (0.001) must be above the start"),
+])
+def test_lr_find_settings_are_one_line_errors(dataset, capsys, options, reason):
+    assert reason in one_line_error(capsys, "lr-find", str(dataset), *TRAIN, *options)
+
+
+def test_lr_find_suggests_inside_the_swept_range(dataset, capsys):
+    assert main(["lr-find", str(dataset), *TRAIN, "--start-lr", "1e-4", "--end-lr", "1e-2",
+                 "--num-iter", "10", "--json"]) == 0
+    curve = json.loads(capsys.readouterr().out.splitlines()[-1])
+    for key in ("suggested_lr", "steepest_lr", "valley_lr"):
+        assert 1e-4 <= curve[key] <= 1e-2 * (1 + 1e-9), key
+
+
+def test_the_cache_line_and_the_weights_note_are_printed_once(tmp_path, dataset):
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"),
+           "CXR_DESKTOP_CACHE": str(tmp_path / "fresh-cache")}
+    command = [sys.executable, "-m", "cxr_desktop", "train", str(dataset), "--arch",
+               "resnet18", "--size", "32", "--batch-size", "14", "--epochs", "1",
+               "--workers", "2", "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.replace("\r", "\n").splitlines()
+    assert lines.count("preparing images 40/40") == 1, done.stderr
+    assert sum(line.startswith("no ImageNet weights for resnet18") for line in lines) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -214,3 +215,34 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tmp_path, monkeypatch):
     assert result.status == "done" and [r["batch_size"] for r in result.history] == [4, 4]
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     assert checkpoint["batch_size"] == 4 and checkpoint["accumulate"] == 2
+
+
+@pytest.mark.parametrize(("start", "end", "num_iter", "reason"), [
+    (-1.0, 10.0, 100, "the start LR must be a positive number, not -1"),
+    (0.0, 10.0, 100, "the start LR must be a positive number, not 0"),
+    (1.0, 1e-3, 100, "the end LR (0.001) must be above the start LR (1)"),
+    (1e-7, 10.0, 0, "the sweep needs 10 steps at least, not 0"),
+    (1e-7, 10.0, 1, "the sweep needs 10 steps at least, not 1"),
+])
+def test_lr_finder_settings_are_checked_before_any_work(tmp_path, start, end, num_iter,
+                                                         reason):
+    from cxr_desktop.core.errors import CxrError
+
+    # The dataset does not exist: the settings are refused before it would be opened.
+    with pytest.raises(CxrError, match="^" + re.escape(f"LR finder: {reason}") + "$"):
+        find_lr(tiny_config(tmp_path), start_lr=start, end_lr=end, num_iter=num_iter)
+
+
+def test_lr_finder_suggestions_are_inside_the_swept_range():
+    from cxr_desktop.core.train.lr_finder import steepest, valley
+
+    lrs, losses = np.array([1e-7, 10.0]), np.array([0.65, 0.66])
+    assert lrs[0] <= steepest(lrs, losses) <= lrs[-1]
+    assert lrs[0] <= valley(lrs, losses) <= lrs[-1]
+    model = build_model("small_cnn", 1, pretrained="none")
+    optimizer = torch.optim.AdamW(model.param_groups(1e-3))
+    batches = iter([(torch.rand(4, 1, 32, 32), torch.tensor([0.0, 1, 0, 1]))] * 12)
+    result = lr_sweep(model, optimizer, batches, make_loss("binary"), start_lr=1e-4,
+                      end_lr=1e-2, num_iter=10)
+    for lr in (result.suggested_lr, result.steepest_lr, result.valley_lr):
+        assert 1e-4 <= lr <= 1e-2 * (1 + 1e-9)

@@ -102,4 +102,5 @@ def combine(members: Sequence[Predictions], method: str,
         threshold=threshold, source=f"ensemble:{method}", split=first.split, val_auc=None,
         excluded=sorted({e for p in members for e in p.excluded}),
         notes=[n for p in members for n in p.notes],
+        warnings=[w for p in members for w in p.warnings],
     )

@@ -82,7 +82,7 @@ class Evaluation:
             "specificity": self.specificity, "threshold": self.threshold, "ece": self.ece,
             "confusion": self.confusion.tolist(),
             "per_class": {c.name: c.to_dict() for c in self.per_class},
-            "excluded": preds.excluded, "notes": preds.notes,
+            "excluded": preds.excluded, "notes": preds.notes, "warnings": preds.warnings,
             "top_losses": [vars(t) for t in self.top_losses],
         })
 

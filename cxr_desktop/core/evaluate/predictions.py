@@ -16,7 +16,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,7 @@ class Predictions:
     val_auc: float | None = None
     excluded: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -84,7 +85,8 @@ class Predictions:
         return Predictions([self.paths[int(r)] for r in rows], self.targets[rows],
                            self.probs[rows], list(self.classes), self.task,
                            self.positive_class, self.threshold, self.source, self.split,
-                           self.val_auc, list(self.excluded), list(self.notes))
+                           self.val_auc, list(self.excluded), list(self.notes),
+                           list(self.warnings))
 
 
 def split_rows(spec: DatasetSpec, split: str) -> np.ndarray:
@@ -183,16 +185,45 @@ def _infer(run: LoadedRun, images: np.ndarray, rows: np.ndarray, device: torch.d
     return np.concatenate(out).astype(np.float32) if out else np.zeros(empty, np.float32)
 
 
-def _seen_in_training(folder: Path, paths: list[str]) -> int:
-    """How many of ``paths`` are training or validation images of the run in ``folder``
-    (by its ``dataset.json`` snapshot; 0 when the run has none)."""
+def _trained_spec(folder: Path) -> DatasetSpec | None:
+    """The run's ``dataset.json`` snapshot (None when it has none)."""
     snapshot = folder / DATASET_SNAPSHOT
-    if not snapshot.is_file():
+    return DatasetSpec.load(snapshot) if snapshot.is_file() else None
+
+
+def _key(path: str | Path) -> str:
+    return os.path.normcase(os.path.normpath(os.path.abspath(path)))
+
+
+def same_dataset(trained: DatasetSpec, spec: DatasetSpec) -> bool:
+    """True when ``spec`` is the dataset ``trained`` (a run's snapshot) was made from: the
+    same source (folder, table or spec file), or, without one, the same image root."""
+    source, other = trained.source.get("path"), spec.source.get("path")
+    if source and other:
+        return _key(source) == _key(other)
+    return _key(trained.root) == _key(spec.root)
+
+
+def with_run_splits(spec: DatasetSpec, trained: DatasetSpec) -> tuple[DatasetSpec, int]:
+    """``spec`` with each image the run knows in the split the run gave it (images new
+    since, in their own); and how many images changed split."""
+    splits = {_key(trained.abspath(item)): item.split for item in trained.items}
+    items, moved = [], 0
+    for item in spec.items:
+        split = splits.get(_key(spec.abspath(item)), item.split)
+        moved += split != item.split
+        items.append(item if split == item.split else replace(item, split=split))
+    return (replace(spec, items=items) if moved else spec), moved
+
+
+def _seen_in_training(trained: DatasetSpec | None, paths: list[str]) -> int:
+    """How many of ``paths`` are training or validation images of the run whose snapshot
+    is ``trained`` (0 when the run has none)."""
+    if trained is None:
         return 0
-    trained = DatasetSpec.load(snapshot)
-    used = {os.path.normpath(trained.abspath(item)) for item in trained.items
+    used = {_key(trained.abspath(item)) for item in trained.items
             if item.split in ("train", "val")}
-    return sum(os.path.normpath(path) in used for path in paths)
+    return sum(_key(path) in used for path in paths)
 
 
 def predict(
@@ -211,6 +242,11 @@ def predict(
     """Probabilities of the run in ``run_dir`` on ``split`` of ``spec`` (``all``: every
     image), read from the run folder when computed before.
 
+    When ``spec`` is the dataset the run was trained on, its splits are the run's own (from
+    the run's ``dataset.json``), whatever split options opened it: a test split is then
+    never one of the training images. On another dataset, images the run trained on give
+    a warning.
+
     CxrError when the run's task or classes differ from the dataset's; images that cannot
     be read are left out and listed in ``excluded``. ``progress(done, total)`` reports the
     image cache and then the inference.
@@ -221,6 +257,16 @@ def predict(
     run = load_run(run_dir, which=which, device="cpu")
     meta = run.metadata
     order = _class_order(run, spec, run_dir)
+    trained = _trained_spec(Path(run.checkpoint_path).parent)
+    notes: list[str] = []
+    where = spec.source.get("path") or spec.root
+    own = trained is not None and same_dataset(trained, spec)
+    if own:
+        spec, moved = with_run_splits(spec, trained)
+        if moved and split != ALL_SPLITS:
+            notes.append(f"{run_dir}: {where} is the dataset the run was trained on, so its "
+                         f"own splits are used ({moved} image(s) are in another split than "
+                         "the split options given would put them)")
     rows = split_rows(spec, split)
     paths = [str(spec.abspath(spec.items[int(r)])) for r in rows]
     targets = _targets(spec, rows, order)
@@ -236,18 +282,23 @@ def predict(
         excluded = [cache.failed[r] for r in sorted(cache.failed)]
         probs = _infer(run, cache.images, kept, pick_device(device), batch_size, progress)
         _save(saved_path, probs, kept, excluded)
-    notes = [] if run.chain_matches else [
-        f"{run_dir}: images are now preprocessed differently ({INTENSITY_CHAIN}) from how "
-        f"the model was trained ({meta.get('intensity_chain')})"]
-    seen = _seen_in_training(Path(run.checkpoint_path).parent, [paths[int(r)] for r in kept])
+    if not run.chain_matches:
+        notes.append(f"{run_dir}: images are now preprocessed differently ({INTENSITY_CHAIN}) "
+                     f"from how the model was trained ({meta.get('intensity_chain')})")
+    warnings = []
+    seen = _seen_in_training(trained, [paths[int(r)] for r in kept])
     if seen:
-        notes.append(f"{run_dir}: {seen} of the {len(kept)} images evaluated were used to "
-                     "train or validate this run")
+        why = ("the split asked for holds them" if own else
+               f"{where} is not the dataset the run was trained on, so the run's own splits "
+               "cannot be used")
+        warnings.append(f"{run_dir}: {seen} of the {len(kept)} images evaluated were used to "
+                        f"train or validate this run ({why}): these numbers overstate how "
+                        "well it does on new images")
     return Predictions(
         paths=[paths[int(r)] for r in kept], targets=targets[kept], probs=probs,
         classes=[str(c) for c in meta["classes"]], task=str(meta["task"]),
         positive_class=meta.get("positive_class"), threshold=float(meta.get("threshold", 0.5)),
         source=str(run_dir), split=split, val_auc=_best_val_auc(run), excluded=excluded,
-        notes=notes,
+        notes=notes, warnings=warnings,
     )
 

@@ -22,10 +22,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cxr_desktop.core.atomic import atomic_write_bytes, atomic_write_text
+from cxr_desktop.core.errors import FileError
 from cxr_desktop.core.evaluate import metrics as m
 from cxr_desktop.core.evaluate.evaluation import Evaluation
 from cxr_desktop.core.evaluate.predictions import Predictions
 from cxr_desktop.core.evaluate.suite import EvaluationSet
+from cxr_desktop.core.runs.folder import make_dirs, os_reason
 
 PNG_DPI = 110
 
@@ -154,15 +156,23 @@ def confusion_figure(evaluation: Evaluation) -> Figure:
 
 
 def write_report(directory: str | Path, result: EvaluationSet) -> list[Path]:
-    """Write ``predictions.csv``, ``summary.json``, ``roc.png`` and ``confusion.png``."""
+    """Write ``predictions.csv``, ``summary.json``, ``roc.png`` and ``confusion.png``.
+
+    FileError naming the folder or the file when it cannot be made or written."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dirs(directory, "report folder")
     table = predictions_table(result)
-    written = [
-        atomic_write_text(directory / "predictions.csv", table.to_csv(index=False)),
-        atomic_write_text(directory / "summary.json",
-                          json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"),
-        _save_figure(roc_figure(result), directory / "roc.png"),
-        _save_figure(confusion_figure(result.headline), directory / "confusion.png"),
+    summary = json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
+    writes = [
+        ("predictions.csv", lambda path: atomic_write_text(path, table.to_csv(index=False))),
+        ("summary.json", lambda path: atomic_write_text(path, summary)),
+        ("roc.png", lambda path: _save_figure(roc_figure(result), path)),
+        ("confusion.png", lambda path: _save_figure(confusion_figure(result.headline), path)),
     ]
+    written = []
+    for name, write in writes:
+        try:
+            written.append(write(directory / name))
+        except OSError as exc:
+            raise FileError(directory / name, f"cannot write ({os_reason(exc)})") from None
     return written

@@ -37,6 +37,7 @@ OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 #: Raised by unpickling bytes that are not a pickle: a memo or stack look-up that misses, a
 #: short read.
 _NOT_A_PICKLE = (EOFError, KeyError, IndexError, struct.error)
@@ -53,6 +54,9 @@ def load_failure(exc: BaseException) -> str:
                 "only tensors and plain values are")
     if isinstance(exc, _NOT_A_PICKLE):
         return f"not a PyTorch file: {type(exc).__name__} while unpickling"
+    unpickler = _UNPICKLER_ERROR.search(str(exc))
+    if unpickler:  # torch's reason is buried under a paragraph on weights_only
+        return f"not a PyTorch file: {unpickler[1].strip()}"
     return first_line(exc)
 
 

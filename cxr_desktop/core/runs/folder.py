@@ -6,8 +6,10 @@ a killed process leaves the previous version of a file or the new one, never a t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
+#: The dataset spec a run was trained on, its splits included (written by ``fit``).
+DATASET_NAME = "dataset.json"
 
 
 def jsonable(value: Any) -> Any:
@@ -36,6 +40,41 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def os_reason(exc: OSError) -> str:
+    """An OSError's reason in words, without the path it names (the message names it)."""
+    return exc.strerror or type(exc).__name__
+
+
+def make_dirs(path: str | Path, what: str = "folder") -> list[Path]:
+    """Create the folder ``path`` (and missing parents); the folders made, deepest first.
+
+    FileError naming ``path`` when it cannot be made: a file is in the way, a parent is not
+    a folder, no permission, a read-only file system.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileError(path, f"cannot create the {what}: a file of that name exists")
+    created = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
+        probe = probe.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileError(path, f"cannot create the {what} ({os_reason(exc)})") from None
+    return created
+
+
+def remove_empty_dirs(created: list[Path]) -> None:
+    """Remove the folders ``make_dirs`` made, deepest first, as long as they are empty."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def new_run_dir(arch: str, parent: Path | None = None) -> Path:
@@ -72,9 +111,45 @@ class RunFolder:
     def best_path(self) -> Path:
         return self.path / BEST_NAME
 
+    def check_new(self) -> None:
+        """FileError unless the folder is new or empty: a file in the way, a run already
+        there, or other files (a run's files are never mixed with the user's)."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise FileError(self.path, "cannot create the run folder: a file of that name "
+                                       "exists")
+        if self.config_path.exists() or self.last_path.exists():
+            raise FileError(self.path, "already holds a run: resume it or choose another "
+                                       "folder")
+        try:
+            with os.scandir(self.path) as entries:
+                empty = next(entries, None) is None
+        except OSError as exc:
+            raise FileError(self.path, f"cannot read the folder ({os_reason(exc)})") from None
+        if not empty:
+            raise FileError(self.path, "not empty and not a run folder: choose an empty or "
+                                       "new folder")
+
+    def create(self) -> list[Path]:
+        """Make the folder; the folders made (for :meth:`discard`), FileError if it cannot."""
+        return make_dirs(self.path, "run folder")
+
     def write_config(self, config: TrainConfig) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        config.save(self.config_path)
+        self.create()
+        try:
+            config.save(self.config_path)
+        except OSError as exc:
+            raise FileError(self.config_path, f"cannot write ({os_reason(exc)})") from None
+
+    def discard(self, created: list[Path]) -> None:
+        """Remove what a training that failed before its first checkpoint wrote: the run's
+        own files, then the folders in ``created`` (made by this call) when empty. Nothing
+        else is touched."""
+        for name in (CONFIG_NAME, METRICS_NAME, DATASET_NAME, LAST_NAME, BEST_NAME):
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink(missing_ok=True)
+        remove_empty_dirs(created)
 
     def read_config(self) -> TrainConfig:
         # Imported here: the training package imports this module (runs <-> train).

@@ -117,6 +117,75 @@ def _check_splits(data: TrainingData) -> None:
                            "give the dataset a validation split")
 
 
+def missing_classes(task: str, classes: list[str], positive_class: str | None,
+                    targets: np.ndarray) -> list[str]:
+    """The classes no image of ``targets`` belongs to (multi-label: no positive image)."""
+    if task == "multiclass":
+        counts = np.bincount(targets.astype(np.int64).reshape(-1), minlength=len(classes))
+        return [name for name, count in zip(classes, counts, strict=True) if count == 0]
+    if task == "binary":
+        values = targets.astype(np.float64).reshape(-1)
+        negative = next(c for c in classes if c != positive_class)
+        present = {str(positive_class): bool(np.any(values == 1)),
+                   negative: bool(np.any(values == 0))}
+        return [name for name in classes if not present[name]]
+    values = targets.astype(np.float64).reshape(len(targets), -1)
+    positives = (values == 1).sum(axis=0)
+    return [name for name, count in zip(classes, positives, strict=True) if count == 0]
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _class_problems(where: object, task: str, missing_train: list[str],
+                    missing_val: list[str]) -> list[str]:
+    """DatasetError when training images lack a class (binary, multi-class); else the
+    messages to show about classes missing from either split."""
+    if missing_train and task != "multilabel":
+        raise DatasetError(where, "the training split has no image of class "
+                           f"{_names(missing_train)}: a model cannot learn a class it never "
+                           "sees; give the training split images of every class")
+    messages = []
+    if missing_train:
+        messages.append(f"no training image has finding {_names(missing_train)}: the model "
+                        "cannot learn it")
+    if missing_val:
+        what = "image of class" if task != "multilabel" else "positive image of finding"
+        effect = ("the validation AUC is undefined and the best epoch is chosen by validation "
+                  "loss" if task == "binary" else "its validation AUC is undefined and left "
+                  "out of the mean")
+        messages.append(f"the validation split has no {what} {_names(missing_val)}: {effect}")
+    return messages
+
+
+def check_spec_classes(spec: DatasetSpec) -> list[str]:
+    """Before anything is written or cached: DatasetError when the dataset has no training
+    or no validation image, or (binary, multi-class) no training image of a class; the
+    warnings about missing classes otherwise (``check_data_classes`` reports them)."""
+    where = spec.source.get("path") or spec.root
+    train, val = spec.split_indices("train"), spec.split_indices("val")
+    if train.size == 0:
+        raise DatasetError(where, "no training images (split 'train')")
+    if val.size == 0:
+        raise DatasetError(where, "no validation images (split 'val'): give the dataset a "
+                                  "validation split")
+    targets = spec.targets()
+    args = (spec.task, list(spec.classes), spec.positive_class)
+    return _class_problems(where, spec.task, missing_classes(*args, targets[train]),
+                           missing_classes(*args, targets[val]))
+
+
+def check_data_classes(data: TrainingData) -> list[str]:
+    """As ``check_spec_classes`` on the readable images: DatasetError when the training
+    images lack a class (binary, multi-class), else one message per split missing some."""
+    spec = data.spec
+    args = (spec.task, list(spec.classes), spec.positive_class)
+    return _class_problems(spec.source.get("path") or spec.root, spec.task,
+                           missing_classes(*args, data.targets[data.train_rows]),
+                           missing_classes(*args, data.targets[data.val_rows]))
+
+
 def class_counts(data: TrainingData) -> np.ndarray:
     """Positives per output (binary, multilabel) or images per class (multiclass)."""
     targets = data.targets[data.train_rows]

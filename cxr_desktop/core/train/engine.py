@@ -14,6 +14,7 @@ Events (``on_event``) are plain dicts of plain values: ``cache``, ``message``, `
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,16 +26,21 @@ import torch
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError, FileError
-from cxr_desktop.core.infer.scope import fit_run_scope
-from cxr_desktop.core.models import build_model, get_arch
+from cxr_desktop.core.infer.scope import SCOPE_NAME, fit_run_scope
+from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
-from cxr_desktop.core.runs.folder import RunFolder, jsonable, new_run_dir
+from cxr_desktop.core.runs.folder import DATASET_NAME, RunFolder, jsonable, new_run_dir, os_reason
 from cxr_desktop.core.runs.registry import RunRegistry
 from cxr_desktop.core.train.config import TrainConfig
-from cxr_desktop.core.train.data import EventSink, prepare_data
+from cxr_desktop.core.train.data import (
+    EventSink,
+    check_data_classes,
+    check_spec_classes,
+    prepare_data,
+)
 from cxr_desktop.core.train.session import TrainingSession
 
-DATASET_SNAPSHOT = "dataset.json"
+DATASET_SNAPSHOT = DATASET_NAME
 
 
 @dataclass
@@ -95,18 +101,43 @@ def fit(
     saved in the run folder as ``dataset.json`` so ``resume`` sees the same splits.
     ``should_stop()`` is checked before every batch: when it turns true, ``last.pt`` is
     saved and the call returns with status ``stopped``.
+
+    The run folder must be new or empty. The device, the dataset's classes and the model
+    (its pretrained weights) are checked before anything is written; a training that fails
+    before its first checkpoint removes what it wrote (and the folders it made).
     """
     config.validate()
     get_arch(config.arch)
     folder = RunFolder(config.out or new_run_dir(config.arch))
-    if folder.config_path.exists() or folder.last_path.exists():
-        raise FileError(folder.path, "already holds a run: resume it or choose another folder")
+    folder.check_new()
     config = replace(config, out=str(folder.path.resolve()))
     if spec is None:
         spec = _open_spec(config, folder)
-    folder.write_config(config)
-    spec.save(folder.path / DATASET_SNAPSHOT)
-    return _execute(config, folder, spec, None, on_event, should_stop, registry)
+    check_spec_classes(spec)
+    pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+    created = folder.create()
+    try:
+        folder.write_config(config)
+        try:
+            spec.save(folder.path / DATASET_SNAPSHOT)
+        except OSError as exc:
+            raise FileError(folder.path / DATASET_SNAPSHOT,
+                            f"cannot write ({os_reason(exc)})") from None
+        return _execute(config, folder, spec, None, on_event, should_stop, registry, model)
+    except Exception:
+        if not (folder.last_path.exists() or folder.best_path.exists()):
+            folder.discard(created)
+            _forget(registry, folder)
+        raise
+
+
+def _forget(registry: RunRegistry | None, folder: RunFolder) -> None:
+    """Drop a discarded run from the registry (a registry that fails is left as it is: the
+    error that ended the training is the one to report)."""
+    with contextlib.suppress(CxrError):
+        (registry or RunRegistry()).remove(folder.path)
 
 
 def resume(
@@ -136,6 +167,7 @@ def _execute(
     on_event: EventSink | None,
     should_stop: Callable[[], bool] | None,
     registry: RunRegistry | None,
+    model: CxrNet | None = None,
 ) -> RunResult:
     sink = on_event or (lambda event: None)
     should_stop = should_stop or _never
@@ -154,7 +186,7 @@ def _execute(
     status = "failed"
     result: RunResult | None = None
     try:
-        result = _train(config, folder, spec, checkpoint, emit, should_stop)
+        result = _train(config, folder, spec, checkpoint, emit, should_stop, model)
         status = result.status
         return result
     except KeyboardInterrupt:
@@ -185,6 +217,10 @@ def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
               "the viewer checks this run's images by their DICOM tags only"})
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _train(
     config: TrainConfig,
     folder: RunFolder,
@@ -192,7 +228,10 @@ def _train(
     checkpoint: dict[str, Any] | None,
     emit: EventSink,
     should_stop: Callable[[], bool],
+    model: CxrNet | None = None,
 ) -> RunResult:
+    if checkpoint is not None and checkpoint.get("finished"):
+        return _already_complete(config, folder, spec, checkpoint, emit, should_stop)
     device = pick_device(config.device)
     size = config.size or get_arch(config.arch).input_size
     data = prepare_data(spec, size, cache_root=config.cache_dir or None,
@@ -201,9 +240,13 @@ def _train(
         done = int(checkpoint["epoch"]) if checkpoint else 0
         return RunResult(folder.path, "stopped", config.epochs, done, None, None,
                          folder.read_metrics(), data.excluded)
-    torch.manual_seed(config.seed)
+    for message in check_data_classes(data):
+        emit({"type": "message", "text": message})
+    if model is None:
+        torch.manual_seed(config.seed)
     if checkpoint is None:
-        model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+        if model is None:
+            model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
         if model.pretrained_note:
             emit({"type": "message", "text": model.pretrained_note})
     else:
@@ -222,5 +265,19 @@ def _train(
         _fit_scope(folder, spec, device, emit, should_stop)
     best = session.best
     return RunResult(folder.path, status, config.epochs, session.epoch, best.epoch,
-                     best.val_auc if best.val_auc is not None and math.isfinite(best.val_auc)
-                     else None, folder.read_metrics(), data.excluded)
+                     _finite(best.val_auc), folder.read_metrics(), data.excluded)
+
+
+def _already_complete(config: TrainConfig, folder: RunFolder, spec: DatasetSpec,
+                      checkpoint: dict[str, Any], emit: EventSink,
+                      should_stop: Callable[[], bool]) -> RunResult:
+    """A finished run: said at once, without preparing its images; only an out-of-scope
+    model that was never fitted (a kill after the last epoch) is fitted now."""
+    emit({"type": "message", "text": "this run is already complete"})
+    if folder.best_path.exists() and not (folder.path / SCOPE_NAME).exists():
+        _fit_scope(folder, spec, pick_device("auto"), emit, should_stop)
+    best = checkpoint.get("best") or {}
+    epoch = best.get("epoch")
+    return RunResult(folder.path, "done", config.epochs, int(checkpoint["epoch"]),
+                     None if epoch is None else int(epoch), _finite(best.get("val_auc")),
+                     folder.read_metrics())

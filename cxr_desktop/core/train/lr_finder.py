@@ -18,11 +18,18 @@ import torch
 from torch import Tensor, nn
 
 from cxr_desktop.core.data.spec import DatasetSpec
+from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.models import build_model, get_arch
 from cxr_desktop.core.runs.folder import jsonable
 from cxr_desktop.core.train.augment import augment_batch
 from cxr_desktop.core.train.config import TrainConfig
-from cxr_desktop.core.train.data import BatchReader, EventSink, epoch_order, prepare_data
+from cxr_desktop.core.train.data import (
+    BatchReader,
+    EventSink,
+    check_spec_classes,
+    epoch_order,
+    prepare_data,
+)
 from cxr_desktop.core.train.engine import open_spec, pick_device
 from cxr_desktop.core.train.loop import LossFn, Precision, make_loss
 
@@ -59,11 +66,33 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
 
 
 def steepest(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """The LR where the smoothed loss falls fastest per decade of LR."""
+    """The LR where the smoothed loss falls fastest per decade of LR (with fewer than three
+    points, the one of the lowest loss): always one of the LRs swept."""
     if len(lrs) < 3:
-        return float(lrs[int(np.argmin(losses))] / 10)
+        return float(lrs[int(np.argmin(losses))])
     slopes = np.gradient(losses, np.log10(lrs))
     return float(lrs[int(np.argmin(slopes))])
+
+
+MIN_ITER = 10
+
+
+def check_sweep(start_lr: float, end_lr: float, num_iter: int) -> None:
+    """CxrError naming the first bad sweep setting: the LRs must be positive and finite,
+    rising from ``start_lr`` to ``end_lr``, over ``MIN_ITER`` steps at least."""
+    checks = [
+        (math.isfinite(start_lr) and start_lr > 0,
+         f"the start LR must be a positive number, not {start_lr:g}"),
+        (math.isfinite(end_lr) and end_lr > 0,
+         f"the end LR must be a positive number, not {end_lr:g}"),
+        (end_lr > start_lr,
+         f"the end LR ({end_lr:g}) must be above the start LR ({start_lr:g})"),
+        (num_iter >= MIN_ITER,
+         f"the sweep needs {MIN_ITER} steps at least, not {num_iter}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CxrError(f"LR finder: {message}")
 
 
 def lr_sweep(
@@ -82,7 +111,9 @@ def lr_sweep(
     on_point: Callable[[float, float], None] | None = None,
 ) -> LrFinderResult:
     """Sweep the LR of every parameter group from ``start_lr`` to ``end_lr`` (keeping the
-    groups' ratios to the last group); stops early when the loss diverges."""
+    groups' ratios to the last group); stops early when the loss diverges. CxrError for
+    settings ``check_sweep`` rejects, or when no step gave a finite loss."""
+    check_sweep(start_lr, end_lr, num_iter)
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     ratios = [g["lr"] / optimizer.param_groups[-1]["lr"] for g in optimizer.param_groups]
@@ -123,7 +154,8 @@ def lr_sweep(
         optimizer.load_state_dict(saved_optimizer)
         optimizer.zero_grad(set_to_none=True)
     if not lrs:
-        raise ValueError("the LR sweep produced no finite loss")
+        raise CxrError("LR finder: the sweep produced no finite loss (stopped, or the loss "
+                       "diverged at the start LR: try a lower --start-lr)")
     lr_array, loss_array = np.array(lrs), np.array(smooth)
     valley_lr, steep_lr = valley(lr_array, loss_array), steepest(lr_array, loss_array)
     return LrFinderResult(lrs, smooth, raw, valley_lr, steep_lr, valley_lr)
@@ -143,14 +175,18 @@ def find_lr(
     (backbone frozen when pretrained and ``freeze_epochs`` > 0, same augmentations).
     Emits ``{"type": "lr_find", "lr", "loss"}`` per point."""
     config.validate()
+    check_sweep(start_lr, end_lr, num_iter)
     emit = on_event or (lambda event: None)
     device = pick_device(config.device)
     spec = spec or open_spec(config)
+    check_spec_classes(spec)
     size = config.size or get_arch(config.arch).input_size
     data = prepare_data(spec, size, cache_root=config.cache_dir or None,
                         workers=config.workers, on_event=emit, should_stop=should_stop)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+    if model.pretrained_note:
+        emit({"type": "message", "text": model.pretrained_note})
     precision = Precision(device, config.amp)
     model.to(device, memory_format=torch.channels_last if precision.channels_last
              else torch.preserve_format)
