@@ -15,12 +15,6 @@ from cxr_desktop.core.train import TrainConfig, fit, resume
 from cxr_desktop.core.train.data import check_spec_classes, missing_classes
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CXR_DESKTOP_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("CXR_DESKTOP_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def spec(tmp_path):
     return make_blob_dataset(tmp_path / "ds", n_train=12, n_val=6)
