@@ -16,8 +16,7 @@ import math
 import sys
 from typing import TYPE_CHECKING
 
-from cxr_desktop.core.data.importers import FORMATS
-from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES
+from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.options import DEFAULT_TEMPERATURE, METHODS, parse_threshold
 from cxr_desktop.core.train.config import DEVICES
@@ -82,16 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", metavar="DIR",
                         help="write predictions.csv, summary.json, roc.png, confusion.png")
-    group = parser.add_argument_group(
-        "dataset options (as for `train`)",
-        "on the dataset a run was trained on, that run's own splits are used")
-    group.add_argument("--format", choices=("auto", *FORMATS), default="auto")
-    group.add_argument("--val", type=float, default=0.1, metavar="FRACTION")
-    group.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
-    group.add_argument("--split-seed", type=int, default=0)
-    group.add_argument("--view")
-    group.add_argument("--uncertain", choices=UNCERTAIN_POLICIES)
-    group.add_argument("--blank", choices=BLANK_POLICIES)
+    parser.set_defaults(dataset=None)
+    add_dataset_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -135,14 +126,12 @@ def run(args: argparse.Namespace) -> int:
     from cxr_desktop.core.evaluate.suite import evaluate_runs
     from cxr_desktop.core.runs.folder import make_dirs, remove_empty_dirs
 
-    *run_dirs, dataset = args.paths
-    options = {"format": args.format, "val_fraction": args.val, "test_fraction": args.test,
-               "seed": args.split_seed, "view": args.view, "uncertain": args.uncertain,
-               "blank": args.blank}
+    *run_dirs, args.dataset = args.paths
+    options = dataset_options(args)
     # The report folder is made first: a path that cannot be one fails before the work.
     created = make_dirs(args.report, "report folder") if args.report else []
     try:
-        spec = open_dataset(dataset, **options)
+        spec = open_dataset(args.dataset, **options)
         methods = METHODS if args.ensemble == "all" else (args.ensemble,)
         result = evaluate_runs(run_dirs, spec, args.split, methods=methods,
                                threshold=args.threshold, temperature=args.temperature,

@@ -13,15 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cxr_desktop.core.data.importers import FORMATS
-from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES, DatasetSpec, Problem
-from cxr_desktop.core.errors import DatasetError, FileError
+from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
+from cxr_desktop.core.data.spec import DatasetSpec, Problem
+from cxr_desktop.core.errors import FileError
 
 SHOWN_PER_KIND = 10
-_MAPPING_FLAGS = {"image_column": "image", "label_columns": "labels",
-                  "patient_column": "patient", "folder_column": "folder",
-                  "split_column": "split", "filters": "filters", "binarize": "binarize",
-                  "separator": "separator"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,58 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="folder, CSV file or spec .json")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--save-spec", metavar="FILE", help="save the dataset spec as JSON")
-    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto")
     parser.add_argument("--no-checks", action="store_true", help="do not read the images")
     parser.add_argument("--workers", type=int, help="threads reading images")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the splits made")
-    parser.add_argument("--val", type=float, default=0.1, metavar="FRACTION")
-    parser.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
-    group = parser.add_argument_group("format options")
-    group.add_argument("--view", help="NIH/CheXpert: keep these views, e.g. PA or PA,AP")
-    group.add_argument("--uncertain", choices=UNCERTAIN_POLICIES,
-                       help="CheXpert: -1 labels masked (default), positive or negative")
-    group.add_argument("--blank", choices=BLANK_POLICIES,
-                       help="CheXpert: blank labels negative (default) or masked")
-    group.add_argument("--class-from-name", metavar="WORDS",
-                       help="folders: classes from file names, e.g. bacteria,virus")
-    group.add_argument("--patient-regex", metavar="REGEX",
-                       help=r"folders: patient from the file name, e.g. '^(person\d+)_'")
-    group.add_argument("--positive", metavar="CLASS", help="the positive class of two")
-    mapping = parser.add_argument_group("CSV column mapping (guessed when not given)")
-    mapping.add_argument("--image-column", metavar="COLUMN")
-    mapping.add_argument("--label-column", dest="label_columns", action="append",
-                         metavar="COLUMN", help="repeat for a multilabel task")
-    mapping.add_argument("--patient-column", metavar="COLUMN")
-    mapping.add_argument("--folder-column", metavar="COLUMN")
-    mapping.add_argument("--split-column", metavar="COLUMN")
-    mapping.add_argument("--filter", dest="filters", action="append", metavar="EXPR",
-                         help='keep rows, e.g. \'view == "PA"\' (repeatable)')
-    mapping.add_argument("--binarize", choices=("nonzero",), help="every non-zero value is 1")
-    mapping.add_argument("--separator", help="labels joined in one column, e.g. '|'")
-    mapping.add_argument("--root", metavar="DIR", help="where image paths start "
-                                                       "(default: the CSV's folder)")
+    add_dataset_arguments(parser, seed_flags=("--seed", "--split-seed"))
     parser.set_defaults(func=run)
-
-
-def dataset_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
-    """Importer options from the flags that were given (``None`` for those that were not)."""
-    options: dict[str, Any] = {"view": args.view, "uncertain": args.uncertain,
-                               "blank": args.blank, "class_from_name": args.class_from_name,
-                               "patient_regex": args.patient_regex, "root": args.root}
-    mapping = {key: getattr(args, flag) for flag, key in _MAPPING_FLAGS.items()
-               if getattr(args, flag)}
-    if fmt == "csv":
-        if args.positive:
-            mapping["positive_class"] = args.positive
-        options["mapping"] = mapping or None
-    else:
-        options["positive_class"] = args.positive
-        if mapping:
-            flags = ", ".join(f"--{f.replace('_', '-')}" for f in _MAPPING_FLAGS
-                              if getattr(args, f))
-            raise DatasetError(args.dataset, f"{flags} only apply to a CSV dataset "
-                                             f"(this one is {fmt})")
-    return options
 
 
 def _progress(done: int, total: int) -> None:
@@ -94,15 +42,19 @@ def _progress(done: int, total: int) -> None:
 def report_dict(spec: DatasetSpec, problems: list[Problem], stats: dict[str, Any],
                 checked: bool) -> dict[str, Any]:
     summary = spec.summary()
+    mapping = spec.source.get("mapping") or {}
     return {
         "dataset": spec.source.get("path", str(spec.root)),
         "format": spec.source.get("format", "spec"),
+        "preset": mapping.get("preset"),
         "root": str(spec.root),
         "task": spec.task,
         "classes": spec.classes,
         "positive_class": spec.positive_class,
         "images": summary["images"],
         "splits": summary["splits"],
+        "annotations": spec.annotation_counts(),
+        "notes": list(spec.notes),
         "checked": checked,
         "problem_counts": dict(Counter(p.kind for p in problems)),
         "problems": [p.to_dict() for p in problems],
@@ -118,6 +70,11 @@ def print_report(report: dict[str, Any]) -> None:
     for split, entry in report["splits"].items():
         counts = ", ".join(f"{name} {n}" for name, n in entry["per_class"].items())
         print(f"  {split:<6}{entry['images']:>8} images  {counts}")
+    shapes = report["annotations"]
+    if shapes["shapes"]:
+        print(f"  annotations: {shapes['shapes']} shapes on {shapes['images']} images")
+    for note in report["notes"]:
+        print(f"  note: {note}")
     stats = report["stats"]
     if stats.get("width"):
         w, h, a = stats["width"], stats["height"], stats["aspect_ratio"]
@@ -143,12 +100,9 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxr_desktop.core.data import check_dataset, detect_format, open_dataset
+    from cxr_desktop.core.data import check_dataset, open_dataset
 
-    path = Path(args.dataset)
-    fmt = detect_format(path) if args.format == "auto" else args.format
-    spec = open_dataset(path, format=fmt, seed=args.seed, val_fraction=args.val,
-                        test_fraction=args.test, **dataset_options(args, fmt))
+    spec = open_dataset(Path(args.dataset), **dataset_options(args))
     if args.save_spec:
         try:
             spec.save(args.save_spec)

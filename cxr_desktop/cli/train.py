@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
 from cxr_desktop.core.train.config import CLASS_BALANCE, DEVICES, SCHEDULES, TrainConfig
 
 if TYPE_CHECKING:
@@ -28,17 +29,7 @@ EXIT_STOPPED = 130
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET",
                         help="folder, CSV file or spec .json (anything `inspect` accepts)")
-    group = parser.add_argument_group("dataset options (as for `inspect`)")
-    group.add_argument("--format", default="auto",
-                       help="auto (detected), spec, folders, objectcxr, nih, chexpert or csv")
-    group.add_argument("--val", type=float, default=0.1, metavar="FRACTION",
-                       help="validation share when the dataset has no split")
-    group.add_argument("--test", type=float, default=0.1, metavar="FRACTION")
-    group.add_argument("--split-seed", type=int, default=0, help="seed of the splits made")
-    group.add_argument("--view", help="NIH/CheXpert: keep these views, e.g. PA or PA,AP")
-    group.add_argument("--uncertain", choices=("mask", "positive", "negative"),
-                       help="uncertain labels (CheXpert -1): masked out of the loss, or counted")
-    group.add_argument("--blank", choices=("negative", "mask"), help="labels not mentioned")
+    add_dataset_arguments(parser)
 
 
 def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
@@ -100,12 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    options = {"format": args.format, "val_fraction": args.val, "test_fraction": args.test,
-               "seed": args.split_seed, "view": args.view, "uncertain": args.uncertain,
-               "blank": args.blank}
     config = TrainConfig(
         dataset=args.dataset,
-        dataset_options={k: v for k, v in options.items() if v is not None},
+        dataset_options=dataset_options(args),
         arch=args.arch, size=args.size, batch_size=args.batch_size, lr=args.lr,
         accumulate=args.accumulate, freeze_epochs=args.freeze_epochs,
         pretrained=args.pretrained, device=args.device, class_balance=args.class_balance,

@@ -217,15 +217,17 @@ def test_generic_csv_guesses_the_covid_metadata_mapping(tmp_path):
     assert detect_format(tmp_path) == "csv"
     mapping = {"filters": ['view == "PA"', "modality == X-ray"]}
     spec = open_dataset(tmp_path, mapping=mapping)
-    assert spec.task == "multiclass"
-    assert spec.classes == ["No Finding", "Pneumonia/Bacterial", "Pneumonia/Viral/COVID-19"]
+    assert spec.task == "binary"
+    assert spec.classes == ["no_COVID-19", "COVID-19"]
+    assert [it.labels for it in spec.items] == ["COVID-19", "COVID-19", "no_COVID-19",
+                                                "no_COVID-19"]
     assert [it.path for it in spec.items] == ["images/a.jpg", "images/b.jpg", "images/c.jpg",
                                               "images/f.jpg"]
     assert [it.patient for it in spec.items] == ["1", "1", "2", "6"]
     assert [(p.kind, p.paths) for p in spec.problems] == \
         [("outside_root", ["images/../../outside.jpg"])]
     assert spec.source["mapping"]["image"] == "filename"
-    assert spec.source["mapping"]["labels"] == ["finding"]
+    assert spec.source["mapping"]["positive_if"] == 'finding contains "COVID-19"'
     assert reopen(spec) == spec
 
 
@@ -259,8 +261,8 @@ def test_unreadable_datasets_raise_dataset_errors(tmp_path):
     write_text(tmp_path / "table.csv", "a,b\n1,2\n")
     with pytest.raises(DatasetError, match="table.csv: cannot tell which column holds the image"):
         open_dataset(tmp_path / "table.csv")
-    with pytest.raises(DatasetError, match="option 'view' does not apply to a csv dataset"):
-        open_dataset(tmp_path / "table.csv", view="PA")
+    with pytest.raises(DatasetError, match="option 'uncertain' does not apply to a csv dataset"):
+        open_dataset(tmp_path / "table.csv", uncertain="mask")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DatasetError, match="no images in class folders"):
@@ -366,7 +368,7 @@ def test_an_unreadable_image_folder_under_a_csv_is_a_problem(tmp_path, lock):
 def test_column_guesses_ignore_case_spaces_and_separators(tmp_path):
     import pandas as pd
 
-    from cxr_desktop.core.data.importers.generic import complete_mapping
+    from cxr_desktop.core.data.importers.mapping import complete_mapping
 
     frame = pd.DataFrame(columns=["File Name", "Finding", "PatientID", "View", "Age"])
     mapping = complete_mapping(None, frame, tmp_path / "labels.csv")

@@ -186,12 +186,15 @@ def _scope(spec: DatasetSpec, good: list[ImageRecord]) -> list[Problem]:
 def _annotations_outside(items: list[ImageItem], good: list[ImageRecord]) -> list[Problem]:
     out = []
     for record in good:
-        for shape in items[record.index].shapes:
+        item = items[record.index]
+        lines = item.meta.get("shape_lines") or [None] * len(item.shapes)
+        for shape, line in zip(item.shapes, lines, strict=False):
             if not shape.inside(record.columns, record.rows):
                 x0, y0, x1, y1 = (round(v) for v in shape.bounds())
-                out.append(Problem("annotation_outside", [items[record.index].path],
-                                   f"{shape.shape_type} {shape.label!r} spans ({x0}, {y0})-"
-                                   f"({x1}, {y1}), outside the {record.columns} x "
+                where = f"{line}: " if line else ""
+                out.append(Problem("annotation_outside", [item.path],
+                                   f"{where}{shape.shape_type} {shape.label!r} spans ({x0}, "
+                                   f"{y0})-({x1}, {y1}), outside the {record.columns} x "
                                    f"{record.rows} image"))
     return out
 

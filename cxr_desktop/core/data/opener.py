@@ -6,8 +6,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from cxr_desktop.core.data.importers import IMPORTERS, ColumnMapping, detect_format, single_table
+from cxr_desktop.core.data.importers import IMPORTERS, ColumnMapping, detect_format, folder_table
 from cxr_desktop.core.data.importers.paths import unwrap
+from cxr_desktop.core.data.patients import patients_from_dicom
 from cxr_desktop.core.data.spec import BLANK_POLICIES, UNCERTAIN_POLICIES, DatasetSpec
 from cxr_desktop.core.data.splits import assign_splits
 from cxr_desktop.core.errors import DatasetError
@@ -66,9 +67,13 @@ def open_dataset(path: str | Path, *, format: str = "auto", seed: int = 0,
     if source.is_dir():
         source = unwrap(source)
         if fmt == "csv":
-            source = single_table(source)[0]
+            source = folder_table(source)
     try:
         spec = IMPORTERS[fmt](source, **kwargs)
+        from_headers = patients_from_dicom(spec)
+        if from_headers:
+            spec.notes.append(f"patients of {from_headers} images read from their DICOM "
+                              "headers (PatientID), so a patient's films share a split")
         splits = assign_splits(spec, val_fraction=val_fraction, test_fraction=test_fraction,
                                seed=seed)
     except OSError as exc:

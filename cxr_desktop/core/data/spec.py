@@ -124,7 +124,9 @@ class DatasetSpec:
 
     ``source`` records the format and the options it was imported with (``open_dataset`` of
     ``source["path"]`` with ``source["options"]`` imports the same dataset again);
-    ``problems`` are what the import found wrong (rows skipped, paths outside the root).
+    ``problems`` are what the import found wrong (rows skipped, paths outside the root);
+    ``notes`` say what it assumed or did on its own (a preset's rules, rows merged, splits
+    made), in words for the report.
     """
 
     root: Path
@@ -137,6 +139,7 @@ class DatasetSpec:
     blank_policy: str = "negative"
     filters: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -211,6 +214,11 @@ class DatasetSpec:
             out["splits"][split] = {"images": int(mask.sum()), "per_class": per_class}
         return out
 
+    def annotation_counts(self) -> dict[str, int]:
+        """``{"images": images with at least one shape, "shapes": shapes in all}``."""
+        return {"images": sum(bool(item.shapes) for item in self.items),
+                "shapes": sum(len(item.shapes) for item in self.items)}
+
     def _class_counts(self, targets: np.ndarray) -> dict[str, int]:
         if self.task == "binary":
             positive = int((targets == 1).sum())
@@ -237,6 +245,7 @@ class DatasetSpec:
             "filters": list(self.filters),
             "source": self.source,
             "problems": [p.to_dict() for p in self.problems],
+            "notes": list(self.notes),
             "items": [item.to_dict() for item in self.items],
         }
         if relative_to is not None:
@@ -265,6 +274,7 @@ class DatasetSpec:
             blank_policy=data.get("blank_policy", "negative"),
             filters=[str(f) for f in data.get("filters", [])],
             problems=[Problem.from_dict(p) for p in data.get("problems", [])],
+            notes=[str(n) for n in data.get("notes", [])],
         )
         spec.check_labels()
         return spec

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from cxr_desktop.core.data import ColumnMapping, DatasetSpec, open_dataset
-from cxr_desktop.core.data.importers.generic import complete_mapping
+from cxr_desktop.core.data.importers.mapping import complete_mapping
 from cxr_desktop.core.data.importers.tables import read_header
 from cxr_desktop.core.errors import DatasetError
 from cxr_desktop.gui.widgets.thumbnail_grid import label_text

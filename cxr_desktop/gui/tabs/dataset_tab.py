@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from cxr_desktop.core.data import CheckReport, check_dataset, detect_format, open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
-from cxr_desktop.core.data.importers import single_table, unwrap
+from cxr_desktop.core.data.importers import folder_table, unwrap
 from cxr_desktop.core.data.spec import DatasetSpec, Problem
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.paths import demo_dir
@@ -76,7 +76,7 @@ def problem_text(problem: Problem) -> str:
 def _open_or_find_table(path: Path) -> DatasetSpec | Path:
     """The dataset at ``path``, or the CSV of no known layout whose columns must be asked."""
     if detect_format(path) == "csv":
-        return single_table(unwrap(path))[0] if path.is_dir() else path
+        return folder_table(unwrap(path)) if path.is_dir() else path
     return open_dataset(str(path))
 
 

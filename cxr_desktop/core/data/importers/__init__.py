@@ -11,7 +11,8 @@ from cxr_desktop.core.data.importers.chexpert import (
     is_chexpert_header,
 )
 from cxr_desktop.core.data.importers.folders import import_folders
-from cxr_desktop.core.data.importers.generic import ColumnMapping, import_csv
+from cxr_desktop.core.data.importers.generic import import_csv
+from cxr_desktop.core.data.importers.mapping import ColumnMapping
 from cxr_desktop.core.data.importers.nih import import_nih, is_nih_header, nih_table
 from cxr_desktop.core.data.importers.objectcxr import (
     import_objectcxr,
@@ -19,6 +20,7 @@ from cxr_desktop.core.data.importers.objectcxr import (
     objectcxr_tables,
 )
 from cxr_desktop.core.data.importers.paths import is_hidden, unwrap
+from cxr_desktop.core.data.importers.presets import preset_table
 from cxr_desktop.core.data.importers.tables import read_header, split_of_name
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import DatasetError
@@ -58,11 +60,18 @@ def detect_format(path: str | Path) -> str:
         return "chexpert"
     if objectcxr_tables(folder):
         return "objectcxr"
+    if preset_table(folder, read_header):
+        return "csv"
     if single_table(folder, required=False) and not any(
         split_of_name(p.name) for p in folder.iterdir() if p.is_dir()
     ):
         return "csv"
     return "folders"
+
+
+def folder_table(folder: Path) -> Path:
+    """The label table of a folder: the one a preset recognises, else the only CSV."""
+    return preset_table(folder, read_header) or single_table(folder)[0]
 
 
 def single_table(folder: Path, required: bool = True) -> list[Path]:
@@ -76,4 +85,5 @@ def single_table(folder: Path, required: bool = True) -> list[Path]:
     return []
 
 
-__all__ = ["FORMATS", "IMPORTERS", "ColumnMapping", "detect_format", "single_table", "unwrap"]
+__all__ = ["FORMATS", "IMPORTERS", "ColumnMapping", "detect_format", "folder_table",
+           "single_table", "unwrap"]

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxr_desktop.core.data.importers.filters import apply_filters, no_rows_reason
 from cxr_desktop.core.data.importers.nih import view_filters
-from cxr_desktop.core.data.importers.paths import FileIndex, PathResolver, path_problem
+from cxr_desktop.core.data.importers.resolver import FileIndex, PathResolver
 from cxr_desktop.core.data.importers.tables import (
-    apply_filters,
     drop_repeated,
-    no_rows_reason,
     read_header,
     read_table,
+    source_line,
 )
 from cxr_desktop.core.data.spec import (
     BLANK_POLICIES,
@@ -116,10 +116,10 @@ def import_chexpert(
             else [""] * len(frame)
         for row, raw, position, side, row_values in zip(frame.index, frame[PATH], views,
                                                         lateral, values, strict=True):
-            where = f"{table.name} line {row + 2}"
+            where = f"{table.name} line {source_line(frame, row)}"
             rel, problem = resolver.resolve(raw)
             if problem:
-                problems.append(path_problem(problem, rel, where))
+                problems.append(resolver.problem(problem, rel, where))
                 continue
             labels: dict[str, float] = {}
             bad: list[str] = []

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxr_desktop.core.data.importers.paths import PathResolver, path_problem
+from cxr_desktop.core.annotations.shapes import Shape
+from cxr_desktop.core.data.importers.filters import apply_filters, no_rows_reason
+from cxr_desktop.core.data.importers.geometry import box_shape, parse_boxes
+from cxr_desktop.core.data.importers.resolver import PathResolver
 from cxr_desktop.core.data.importers.tables import (
-    apply_filters,
     drop_repeated,
     is_missing_cell,
-    no_rows_reason,
     read_table,
+    source_line,
 )
 from cxr_desktop.core.data.spec import DatasetSpec, ImageItem, Problem
 from cxr_desktop.core.errors import DatasetError
@@ -50,11 +52,47 @@ def view_filters(view: str | list[str] | None, column: str) -> list[str]:
     return [f"{column} in {', '.join(views)}"] if views else []
 
 
+def box_table(folder: Path) -> Path | None:
+    """``BBox_List_2017*.csv`` in ``folder``, if any."""
+    found = sorted(folder.glob("BBox_List_2017*.csv"))
+    return found[0] if found else None
+
+
+def read_boxes(table: Path) -> tuple[dict[str, list[tuple[Shape, str]]], list[Problem]]:
+    """The boxes of NIH's box file by image name, each with the line it came from.
+
+    Its header reads ``Image Index,Finding Label,Bbox [x,y,w,h],,,``: the four numbers are
+    the four columns from the ``Bbox`` one on, whatever pandas names them.
+    """
+    frame = read_table(table)
+    columns = list(frame.columns)
+    first = next((i for i, c in enumerate(columns) if c.lower().startswith("bbox")), None)
+    if first is None or len(columns) < first + 4 or IMAGE not in columns:
+        raise DatasetError(table, "not an NIH box file (Image Index, Finding Label, Bbox "
+                                  "[x,y,w,h])")
+    label_column = next((c for c in columns if c.lower().startswith("finding label")),
+                        columns[1])
+    boxes = parse_boxes(frame, columns[first:first + 4], "xywh")
+    out: dict[str, list[tuple[Shape, str]]] = {}
+    problems: list[Problem] = []
+    for row, name, label, box in zip(frame.index, frame[IMAGE], frame[label_column], boxes,
+                                     strict=True):
+        where = f"{table.name} line {source_line(frame, row)}"
+        if isinstance(box, str) or box is None:
+            problems.append(Problem("bad_annotation", [name.strip()],
+                                    f"{where}: {box or 'no box'}; the box is left out"))
+            continue
+        finding = canonical_finding(label) or label.strip()
+        out.setdefault(name.strip(), []).append((box_shape(box, finding), where))
+    return out, problems
+
+
 def _key(name: str) -> str:
     return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
 _CANONICAL = {_key(name): name for name in (*FINDINGS_14, NO_FINDING)}
+_CANONICAL["infiltrate"] = "Infiltration"  # the box file's spelling
 
 
 def canonical_finding(name: str) -> str | None:
@@ -96,7 +134,7 @@ def import_nih(path: Path, *, view: str | list[str] | None = None) -> DatasetSpe
     for row, name, findings, patient, position in zip(
         frame.index, frame[IMAGE], frame[FINDINGS], patients, views, strict=True
     ):
-        where = f"{table.name} line {row + 2}"
+        where = f"{table.name} line {source_line(frame, row)}"
         names = [f.strip() for f in findings.split("|") if not is_missing_cell(f)]
         if not names:
             unlabelled += 1
@@ -106,7 +144,7 @@ def import_nih(path: Path, *, view: str | list[str] | None = None) -> DatasetSpe
             continue
         rel, problem = resolver.resolve(name)
         if problem:
-            problems.append(path_problem(problem, rel, where))
+            problems.append(resolver.problem(problem, rel, where))
             continue
         labels: dict[str, float] = {}
         for finding in names:
@@ -128,10 +166,30 @@ def import_nih(path: Path, *, view: str | list[str] | None = None) -> DatasetSpe
             raise DatasetError(table, "no row has Finding Labels")
         raise DatasetError(table, "no image of this table was found under its folder")
     items, repeated = drop_repeated(rows)
+    notes: list[str] = []
+    boxes_at = box_table(root)
+    if boxes_at is not None:
+        notes, box_problems = _attach_boxes(items, boxes_at)
+        problems += box_problems
     found = {name for item in items for name in item.labels}
     if not found:
         raise DatasetError(table, "no finding in any row (all 'No Finding')")
     return DatasetSpec(root=root, task="multilabel", classes=sorted(found), positive_class=None,
                        items=items, filters=filters,
-                       problems=resolver.index.problems + problems + repeated,
-                       source={"tables": [table.name]})
+                       problems=resolver.index.problems + problems + repeated, notes=notes,
+                       source={"tables": [table.name] + ([boxes_at.name] if boxes_at else [])})
+
+
+def _attach_boxes(items: list[ImageItem], table: Path) -> tuple[list[str], list[Problem]]:
+    """Give the items the boxes of NIH's box file; a note says how many."""
+    boxes, problems = read_boxes(table)
+    attached = 0
+    for item in items:
+        found = boxes.get(item.path.rsplit("/", 1)[-1], [])
+        if found:
+            item.shapes = [shape for shape, _ in found]
+            item.meta["shape_lines"] = [where for _, where in found]
+            attached += len(found)
+    images = sum(bool(item.shapes) for item in items)
+    return [f"{table.name}: {attached} boxes on {images} images (x, y, w, h in image "
+            "pixels)"], problems

@@ -14,7 +14,7 @@ from cxr_desktop.core.annotations.objectcxr import (
     IMAGE_COLUMNS,
     parse_objectcxr,
 )
-from cxr_desktop.core.data.importers.paths import FileIndex, PathResolver, path_problem
+from cxr_desktop.core.data.importers.resolver import FileIndex, PathResolver
 from cxr_desktop.core.data.importers.tables import (
     drop_repeated,
     read_header,
@@ -61,7 +61,7 @@ def import_objectcxr(path: Path) -> DatasetSpec:
         for row, (name, text) in enumerate(cells, start=2):
             rel, problem = resolver.resolve(name)
             if problem:
-                problems.append(path_problem(problem, rel, f"{table.name} line {row}"))
+                problems.append(resolver.problem(problem, rel, f"{table.name} line {row}"))
                 continue
             try:
                 shapes = parse_objectcxr(text, label=POSITIVE)

@@ -1,12 +1,12 @@
-"""Reading label tables (CSV) and the row filters users write, such as ``view == "PA"``."""
+"""Reading label tables (CSV): encodings, separators, headers, repeated rows, class names."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cxr_desktop.core.data.importers.paths import SPLIT_NAMES
@@ -28,9 +28,6 @@ MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "#n/a", "<na>"})
 #: Separators tried when a ``.csv`` header does not split on commas (European Excel: ``;``).
 SEPARATORS = (";", "\t", "|")
 _CHUNK = 1 << 20
-_FILTER = re.compile(
-    r"^\s*(?P<column>.+?)\s*(?P<op>==|!=|=|\bnot in\b|\bin\b)\s*(?P<value>.*?)\s*$"
-)
 
 
 def is_negative_name(name: str) -> bool:
@@ -124,7 +121,33 @@ def _read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DatasetError(path, f"not a readable CSV table: {first_line(exc)}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if nrows is None:
+        lines = _record_lines(path, encoding, sep, len(frame))
+        if lines is not None:
+            frame.attrs["lines"] = lines
     return frame
+
+
+def _record_lines(path: Path, encoding: str, sep: str | None, rows: int) -> np.ndarray | None:
+    """The line each row starts on in the file, when rows and lines differ (a cell running
+    over several lines, blank lines); None when row ``i`` is simply on line ``i + 2``."""
+    with open(path, encoding=encoding, newline="") as handle:
+        if sum(1 for _ in handle) == rows + 1:
+            return None
+        handle.seek(0)
+        reader = csv.reader(handle, delimiter=sep or ",")
+        starts, previous = [], 0
+        for record in reader:
+            if record:
+                starts.append(previous + 1)
+            previous = reader.line_num
+    return np.array(starts[1:], dtype=np.int64) if len(starts) == rows + 1 else None
+
+
+def source_line(frame: pd.DataFrame | pd.Series, index: int) -> int:
+    """The line of the file that row ``index`` of a ``read_table`` frame starts on."""
+    lines = frame.attrs.get("lines")
+    return int(lines[index]) if lines is not None else index + 2
 
 
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -152,62 +175,7 @@ def find_column(frame: pd.DataFrame, name: str, path: Path) -> str:
     raise DatasetError(path, f"no column {name!r} (columns: {list(frame.columns)})")
 
 
-def parse_filter(expression: str) -> tuple[str, str, list[str]]:
-    """``(column, op, values)`` of ``column == value``, ``!=``, ``in a, b``, ``not in a, b``."""
-    match = _FILTER.match(expression)
-    if not match or not match["value"]:
-        raise ValueError(
-            f"cannot read filter {expression!r}: write it as column == value "
-            "(or !=, in, not in with values separated by commas)"
-        )
-    column = match["column"].strip().strip("\"'")
-    op = {"=": "==", "in": "in", "not in": "not in"}.get(match["op"], match["op"])
-    raw = match["value"]
-    parts = raw.split(",") if op in ("in", "not in") else [raw]
-    values = [p.strip().strip("\"'").strip() for p in parts if p.strip()]
-    return column, op, values
-
-
-def apply_filters(frame: pd.DataFrame, filters: list[str], path: Path) -> pd.DataFrame:
-    """Rows that pass every filter; values compare as trimmed, case-insensitive text."""
-    for expression in filters:
-        try:
-            column, op, values = parse_filter(expression)
-        except ValueError as exc:
-            raise DatasetError(path, str(exc)) from None
-        column = find_column(frame, column, path)
-        cells = frame[column].str.strip().str.lower()
-        hit = cells.isin([v.lower() for v in values])
-        frame = frame[hit if op in ("==", "in") else ~hit]
-    return frame
-
-
-def no_rows_reason(frame: pd.DataFrame, filters: list[str], path: Path) -> str | None:
-    """Why ``apply_filters(frame, filters)`` leaves no row, in words; None when rows are left.
-
-    ``the table has no rows`` for a header alone; else the first filter that leaves none,
-    with the values the column does have: ``no rows with View Position XX (values present:
-    PA, AP)``.
-    """
-    if frame.empty:
-        return "the table has no rows (only a header)"
-    for expression in filters:
-        kept = apply_filters(frame, [expression], path)
-        if kept.empty:
-            column, op, values = parse_filter(expression)
-            column = find_column(frame, column, path)
-            counts = frame[column].str.strip().value_counts()
-            present = [v or "(blank)" for v in counts.index[:12]]
-            more = ", ..." if len(counts) > 12 else ""
-            wanted = " or ".join(values)
-            what = f"{column} {wanted}" if op in ("==", "in") else \
-                f"{column} other than {wanted}"
-            return f"no rows with {what} (values present: {', '.join(present)}{more})"
-        frame = kept
-    return None if len(frame) else "no rows left after the filters"
-
-
-def _label_key(labels: str | dict[str, float]) -> object:
+def label_key(labels: str | dict[str, float]) -> object:
     """``labels`` comparable with ``==`` (NaN, a masked value, equal to itself)."""
     if isinstance(labels, str):
         return labels
@@ -238,7 +206,7 @@ def drop_repeated(rows: list[tuple[ImageItem, str]]) -> tuple[list[ImageItem], l
         first, where = group[0]
         if len(group) == 1:
             items.append(first)
-        elif len({_label_key(item.labels) for item, _ in group}) == 1:
+        elif len({label_key(item.labels) for item, _ in group}) == 1:
             items.append(first)
             again = ", ".join(w for _, w in group[1:])
             problems.append(Problem("duplicate_row", [path],
