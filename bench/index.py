@@ -1,7 +1,9 @@
 """Dataset indexing and checking speed on generated data.
 
-Indexes 100 000 files in class folders and a 100 000-row NIH-style CSV (target: under 10 s
-each; images are never opened), then checks ~2 000 small PNGs with the default thread pool
+Indexes 100 000 files in class folders, a 100 000-row NIH-style CSV, and a 100 000-row
+RSNA-style table whose ids have no extension, with two box rows per positive, over DICOMs in
+nested folders (found by stem); target: under 10 s each; images are never opened. Then
+checks ~2 000 small PNGs with the default thread pool
 and with one thread, measured in the same run, and prints the ratio.
 
     python bench/index.py [--files 100000] [--images 2000] [--workers N]
@@ -41,6 +43,25 @@ def make_index_data(root: Path, n_files: int) -> tuple[Path, Path]:
     return folders, table
 
 
+def make_rsna_data(root: Path, n_files: int) -> Path:
+    """``n_files`` empty ``<id>.dcm`` files nested two folders deep and an RSNA-style table
+    naming them by id only (a third positive, with two box rows each)."""
+    rows = ["patientId,x,y,width,height,Target"]
+    for i in range(n_files):
+        pid = f"{i:08x}-5204-4f31-98e0-f35e4b00004a"
+        folder = root / "images" / f"{i % 100:02d}" / f"{i // 100 % 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{pid}.dcm", "wb"):
+            pass
+        if i % 3:
+            rows.append(f"{pid},,,,,0")
+        else:
+            rows += [f"{pid},{10 + i % 50},20.0,100.0,80.0,1", f"{pid},500,400,90,120,1"]
+    table = root / "stage_2_train_labels.csv"
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return table
+
+
 def make_check_data(root: Path, n_images: int, size: int = 128) -> Path:
     """``n_images`` small, distinct, smooth PNGs in two class folders."""
     rng = np.random.default_rng(0)
@@ -75,7 +96,12 @@ def main() -> int:
         assert len(spec.items) == args.files
         spec, csv_s = timed("index NIH CSV", lambda: open_dataset(table))
         assert len(spec.items) == args.files and not spec.problems
-        for what, seconds in (("folders", folder_s), ("csv", csv_s)):
+        rsna, _ = timed(f"generate {args.files} nested DICOM names + RSNA table",
+                        lambda: make_rsna_data(root / "rsna", args.files))
+        spec, rsna_s = timed("index RSNA table (ids without extension)",
+                             lambda: open_dataset(rsna))
+        assert len(spec.items) == args.files and not spec.problems
+        for what, seconds in (("folders", folder_s), ("csv", csv_s), ("rsna", rsna_s)):
             print(f"  {what}: {seconds / TARGET_S:.2f} of the {TARGET_S:.0f} s budget "
                   f"({args.files / seconds:,.0f} entries/s)")
 

@@ -92,6 +92,7 @@ def _ids(table: Path, column: int = 0) -> list[str]:
 def make_siim(root: Path) -> Path:
     """``train-rle.csv`` beside ``dicom-images-train/STUDY/SERIES/<ImageId>.dcm`` (JPEG
     baseline, 1024 px, SOPInstanceUID = ImageId, one patient per image)."""
+    root.mkdir(parents=True, exist_ok=True)
     table = shutil.copy(LABELS / "siim_train-rle.csv", root / "train-rle.csv")
     for seed, image_id in enumerate(_ids(Path(table))):
         study, series = generate_uid(), generate_uid()
@@ -106,6 +107,7 @@ def make_siim(root: Path) -> Path:
 def make_rsna(root: Path) -> Path:
     """``stage_2_train_labels.csv`` beside ``stage_2_train_images/<patientId>.dcm`` (1024 px,
     the real headers' PatientAge a bare number), plus the class-info and submission CSVs."""
+    root.mkdir(parents=True, exist_ok=True)
     table = Path(shutil.copy(LABELS / "rsna_stage_2_train_labels.csv",
                              root / "stage_2_train_labels.csv"))
     headers = {line.split(",")[7]: line.split(",")
@@ -122,6 +124,7 @@ def make_rsna(root: Path) -> Path:
 
 def make_vindr(root: Path) -> Path:
     """``train.csv`` beside ``train/<image_id>.dicom`` (2300 px, so every box fits)."""
+    root.mkdir(parents=True, exist_ok=True)
     table = Path(shutil.copy(LABELS / "vindr_train.csv", root / "train.csv"))
     for seed, image_id in enumerate(_ids(table)):
         write_dicom(root / "train" / f"{image_id}.dicom",
@@ -133,6 +136,7 @@ def make_vindr(root: Path) -> Path:
 
 def make_nih(root: Path, boxes: bool = True) -> Path:
     """``Data_Entry_2017.csv`` (and ``BBox_List_2017.csv``) beside ``images/*.png``."""
+    root.mkdir(parents=True, exist_ok=True)
     table = Path(shutil.copy(LABELS / "nih_Data_Entry_2017.csv", root / "Data_Entry_2017.csv"))
     if boxes:
         shutil.copy(LABELS / "nih_BBox_List_2017.csv", root / "BBox_List_2017.csv")
@@ -144,6 +148,7 @@ def make_nih(root: Path, boxes: bool = True) -> Path:
 
 def make_covid(root: Path) -> Path:
     """``metadata.csv`` beside ``images/`` and ``volumes/`` (a CT volume, .nii.gz)."""
+    root.mkdir(parents=True, exist_ok=True)
     table = Path(shutil.copy(LABELS / "covid_metadata.csv", root / "metadata.csv"))
     import csv
 
@@ -161,6 +166,7 @@ def make_covid(root: Path) -> Path:
 
 def make_covid_small(root: Path) -> Path:
     """``metadata.csv`` naming ``images/COVID-00001.jpg`` (or .png) by id only."""
+    root.mkdir(parents=True, exist_ok=True)
     table = Path(shutil.copy(LABELS / "covid_small_metadata.csv", root / "metadata.csv"))
     for seed, image_id in enumerate(_ids(table)):
         suffix = ".png" if seed % 3 == 2 else ".jpg"

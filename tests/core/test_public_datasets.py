@@ -174,7 +174,6 @@ def test_vindr_readers_merged_by_any_or_majority(tmp_path, capsys):
 
 
 def test_nih_with_and_without_its_box_file(tmp_path, capsys):
-    (tmp_path / "with").mkdir()
     with_boxes = make_nih(tmp_path / "with")
     report = inspect_json(capsys, with_boxes, "--no-checks")
     assert (report["format"], report["task"], report["images"]) == ("nih", "multilabel", 17)

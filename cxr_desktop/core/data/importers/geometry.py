@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cxr_desktop.core.annotations.shapes import Shape
-from cxr_desktop.core.data.importers.tables import is_missing_cell
+from cxr_desktop.core.data.importers.tables import MISSING_CELLS, is_missing_cell
 
 BOX_FORMATS = ("xywh", "xyxy")
 Box = tuple[float, float, float, float]
@@ -29,26 +29,24 @@ def parse_boxes(frame: pd.DataFrame, columns: list[str], fmt: str) -> list[Box |
     reason the cells are not a box (a word, a negative size, a missing number)."""
     if fmt not in BOX_FORMATS:
         raise ValueError(f"box format must be one of {BOX_FORMATS}, not {fmt!r}")
-    cells = frame[columns].to_numpy(str)
+    text = frame[columns].apply(lambda cells: cells.str.strip())
+    blank = text.apply(lambda cells: cells.str.lower().isin(MISSING_CELLS)).to_numpy(bool)
+    numbers = text.apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    a, b, c, d = numbers.T
+    x1, y1 = (a + c, b + d) if fmt == "xywh" else (c, d)
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(numbers).all(axis=1) & (x1 > a) & (y1 > b)
     out: list[Box | str | None] = []
-    for row in cells:
-        blank = [is_missing_cell(c) for c in row]
-        if all(blank):
+    for row in range(len(text)):
+        if good[row]:
+            out.append((float(a[row]), float(b[row]), float(x1[row]), float(y1[row])))
+        elif blank[row].all():
             out.append(None)
-            continue
-        if any(blank):
-            out.append(f"box cells {', '.join(columns)} are partly blank")
-            continue
-        try:
-            a, b, c, d = (float(v) for v in row)
-        except ValueError:
-            out.append(f"box cells {', '.join(row)} are not numbers")
-            continue
-        x1, y1 = (a + c, b + d) if fmt == "xywh" else (c, d)
-        if not all(np.isfinite((a, b, x1, y1))) or x1 <= a or y1 <= b:
-            out.append(f"box ({', '.join(row)}) has no area ({fmt})")
-            continue
-        out.append((a, b, x1, y1))
+        else:
+            cells = ", ".join(text.iat[row, i] or "(blank)" for i in range(4))
+            out.append(f"box cells {cells} are partly blank" if blank[row].any() else
+                       f"box cells {cells} are not numbers" if np.isnan(numbers[row]).any()
+                       else f"box ({cells}) has no area ({fmt})")
     return out
 
 

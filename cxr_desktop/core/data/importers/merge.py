@@ -62,6 +62,11 @@ def _item(rows: list[Row], labels: Any, shapes: list[tuple[Shape, str]]) -> Imag
 
 def _votes(known: list[Row], mode: str) -> tuple[Counter[str], int]:
     """How many readers mark each class (binary: ``"1"``), and how many readers there are."""
+    if len(known) == 1:  # most images: one row, one reader
+        label = known[0].label
+        marked = ("1",) if mode == "binary" and label == 1.0 else () if mode == "binary" \
+            else label
+        return Counter(marked), 1
     by_reader: dict[str, set[str]] = {}
     for row in known:
         marked = by_reader.setdefault(row.reader, set())

@@ -15,7 +15,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cxr_desktop.core.data.importers.paths import IMAGE_SUFFIXES, walk_images
 from cxr_desktop.core.data.spec import Problem
@@ -148,14 +148,21 @@ class PathResolver:
         self.prefixes = tuple(prefixes)
         self._root_posix = root.resolve().as_posix().rstrip("/") + "/"
         self._candidates: dict[str, list[str]] = {}
+        self._resolved: dict[str, tuple[str, str | None]] = {}
 
     def resolve(self, raw: str) -> tuple[str, str | None]:
         """``(relative path, None)`` when found, else ``(path as best understood, kind)``.
 
         ``kind``: ``outside_root`` (an absolute path outside the root, or ``..`` leaving
         it), ``ambiguous`` (several files fit), ``not_radiograph`` (the file is there but
-        not an image), ``missing``.
+        not an image), ``missing``. Answers are remembered (tables repeat their images).
         """
+        found = self._resolved.get(raw)
+        if found is None:
+            found = self._resolved[raw] = self._resolve(raw)
+        return found
+
+    def _resolve(self, raw: str) -> tuple[str, str | None]:
         text = raw.strip().replace("\\", "/")
         if not text:
             return text, "missing"
@@ -172,7 +179,7 @@ class PathResolver:
                 return prefix + rel, None
         if rel in files:
             return rel, None
-        parts = PurePosixPath(rel).parts
+        parts = rel.split("/")
         for start in range(1, len(parts) - 1):
             shorter = "/".join(parts[start:])
             if shorter in files:
@@ -191,7 +198,7 @@ class PathResolver:
         return rel, "missing"
 
     @staticmethod
-    def _narrow(found: list[str], parts: tuple[str, ...]) -> list[str]:
+    def _narrow(found: list[str], parts: list[str]) -> list[str]:
         """Of several files, those under the folders the reference names (if any does)."""
         if len(found) < 2 or len(parts) < 2:
             return found
