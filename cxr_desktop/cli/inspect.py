@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="folder, CSV file or spec .json")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--save-spec", metavar="FILE", help="save the dataset spec as JSON")
+    parser.add_argument("--export-labelme", metavar="DIR",
+                        help="write the dataset's boxes and masks as labelme JSON files "
+                             "(one per annotated image) into DIR")
     parser.add_argument("--no-checks", action="store_true", help="do not read the images")
     parser.add_argument("--workers", type=int, help="threads reading images")
     add_dataset_arguments(parser, seed_flags=("--seed", "--split-seed"))
@@ -108,6 +111,14 @@ def run(args: argparse.Namespace) -> int:
             spec.save(args.save_spec)
         except OSError as exc:
             raise FileError(args.save_spec, f"cannot save: {exc.strerror or exc}") from None
+    if args.export_labelme:
+        from cxr_desktop.core.annotations.dataset_export import export_labelme
+
+        written, failed = export_labelme(spec, args.export_labelme)
+        for reason in failed:
+            print(f"cxr-desktop: {reason}", file=sys.stderr)
+        print(f"{len(written)} labelme files written to {args.export_labelme}",
+              file=sys.stderr)
     if args.no_checks:
         problems, stats = list(spec.problems), {}
     else:

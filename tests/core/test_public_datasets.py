@@ -274,3 +274,21 @@ def test_dicoms_found_by_sop_instance_uid_when_names_differ(siim, tmp_path, caps
     report = inspect_json(capsys, root, "--no-checks")
     assert report["images"] == 12 and report["problem_counts"] == {}
     assert report["annotations"]["images"] == 5
+
+
+def test_dataset_annotations_export_as_labelme_outside_the_dataset(rsna, tmp_path, capsys):
+    from cxr_desktop.core.annotations.labelme import load_labelme
+
+    out = tmp_path / "labelme"
+    assert main(["inspect", str(rsna), "--no-checks", "--export-labelme", str(out)]) == 0
+    assert "5 labelme files written" in capsys.readouterr().err
+    files = sorted(out.glob("*.json"))
+    assert len(files) == 5
+    shapes, reference, size = load_labelme(next(f for f in files if "03a9498c" in f.name))
+    assert size == (1024, 1024) and reference.endswith("03a9498c-549d-4e7d-800b-e74797f7f625.dcm")
+    assert sorted(s.bounds() for s in shapes)[0] == (195.0, 511.0, 413.0, 782.0)
+    before = listing(rsna)
+    assert main(["inspect", str(rsna), "--no-checks", "--export-labelme",
+                 str(rsna / "labels")]) == 1
+    assert "inside the dataset folder" in capsys.readouterr().err
+    assert listing(rsna) == before
