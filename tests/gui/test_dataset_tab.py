@@ -227,14 +227,17 @@ def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv
     qtbot.waitUntil(lambda: tab.mapping_dialog is not None, timeout=TIMEOUT)
     dialog = tab.mapping_dialog
     assert dialog is not None and dialog.isVisible()
-    assert dialog.image_combo.currentText() == "file"
-    dialog.set_labels(["finding_count"])
-    dialog.patient_combo.setCurrentText("pid")
-    dialog.filters_edit.setPlainText("view == PA")
+    form = dialog.form
+    assert form.image_combo.currentText() == "file"
+    assert form.preset_name() == "none"  # no preset matches this header
+    assert "cannot tell which column holds the labels" in dialog.error
+    form.set_labels(["finding_count"])
+    form.patient_combo.setCurrentText("pid")
+    form.filters_edit.setPlainText("view == PA")
     qtbot.waitUntil(lambda: not dialog.busy() and (dialog.spec is not None or bool(dialog.error)),
                     timeout=TIMEOUT)
     assert dialog.spec.task == "multiclass"  # counts 0-3 are four classes...
-    dialog.binarize_check.setChecked(True)
+    form.binarize_check.setChecked(True)
     qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
     assert dialog.spec.task == "binary"  # ...until non-zero is 1
     assert dialog.table.rowCount() == 20
@@ -246,11 +249,11 @@ def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv
         assert number % 3 != 0  # filtered to PA
     assert "20 images" in dialog.status.text() and "binary" in dialog.status.text()
 
-    dialog.filters_edit.setPlainText("nosuch == 1")
+    form.filters_edit.setPlainText("nosuch == 1")
     qtbot.waitUntil(lambda: not dialog.busy() and bool(dialog.error), timeout=TIMEOUT)
     assert "nosuch" in dialog.error and dialog.table.rowCount() == 0
     assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
-    dialog.filters_edit.setPlainText("view == PA")
+    form.filters_edit.setPlainText("view == PA")
     qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
 
     with qtbot.waitSignal(tab.dataset_opened, timeout=TIMEOUT):
@@ -315,10 +318,10 @@ def test_mapping_edits_never_run_two_imports_at_once(tab, qtbot, generic_csv, mo
     tab.open_dataset(generic_csv)  # the layout is detected in a worker
     qtbot.waitUntil(lambda: tab.mapping_dialog is not None, timeout=TIMEOUT)
     dialog = tab.mapping_dialog
-    dialog.set_labels(["finding_count"])
+    dialog.form.set_labels(["finding_count"])
     for _ in range(3):
         dialog.refresh()
-    dialog.binarize_check.setChecked(True)
+    dialog.form.binarize_check.setChecked(True)
     dialog.refresh()
     qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
     assert most[0] == 1 and len(calls) == 2  # the first edit, then only the newest

@@ -1,13 +1,18 @@
-"""Map the columns of a CSV of no known layout, with a live preview of what they give.
+"""Map the columns of a label table, from the preset its header matches or from scratch,
+with a live preview of what they give.
 
-Every change re-imports the table through the core (``open_dataset`` with a
-``ColumnMapping``) in a worker, a moment after the user stops typing, and the preview shows
-the first rows exactly as the dataset will hold them, or the import's one-line error.
+The form starts from the core's mapping (``complete_mapping``: the preset the header
+matches, else columns guessed by name). Every change re-imports the table through the core
+(``open_dataset`` with the form's ``ColumnMapping``) in a worker, a moment after the user
+stops typing, one import at a time; the preview shows the first rows exactly as the dataset
+will hold them, with their shapes, the annotation counts and the import's notes, or its
+one-line error.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -15,17 +20,12 @@ import pandas as pd
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPlainTextEdit,
+    QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -34,30 +34,78 @@ from PySide6.QtWidgets import (
 
 from cxr_desktop.core.data import ColumnMapping, DatasetSpec, open_dataset
 from cxr_desktop.core.data.importers.mapping import complete_mapping
+from cxr_desktop.core.data.importers.presets import PRESETS, detect_preset
 from cxr_desktop.core.data.importers.tables import read_header
 from cxr_desktop.core.errors import DatasetError
+from cxr_desktop.gui.dialogs.mapping_form import NO_PRESET, MappingForm
 from cxr_desktop.gui.widgets.thumbnail_grid import label_text
 from cxr_desktop.gui.workers import TaskRunner
 
 PREVIEW_ROWS = 20
-NONE = "(none)"
 DEBOUNCE_MS = 250
 CLASSES_SHOWN = 12
 # More classes than this reads like a wrong label column (an age, an ID): say so.
 MANY_CLASSES = 20
+WARNING_COLOUR = "#b36b00"
+ERROR_COLOUR = "#c0392b"
+NO_LABELS = "Tick a label column or write a 'Positive if' condition."
 
 
-def initial_mapping(path: Path, columns: list[str]) -> ColumnMapping:
-    """The core's guess of the columns; the first and last column when it cannot tell."""
+def initial_mapping(path: Path, columns: list[str],
+                    preset: str | None = None) -> tuple[ColumnMapping, str]:
+    """The core's mapping of a table with these columns: from ``preset`` (a name of
+    ``PRESETS`` or ``"none"``; default: the one the header matches), the rest guessed.
+    When the core cannot tell, only the image column is guessed and the second value says
+    why (otherwise ``""``)."""
     frame = pd.DataFrame(columns=columns)
     try:
-        return complete_mapping(None, frame, path)
-    except DatasetError:
-        pass
+        return complete_mapping({"preset": preset} if preset else None, frame, path), ""
+    except DatasetError as exc:
+        error = str(exc)
     try:
-        return complete_mapping({"labels": [columns[-1]]}, frame, path)
+        image = complete_mapping({"preset": NO_PRESET, "labels": [columns[-1]]}, frame,
+                                 path).image
     except DatasetError:
-        return ColumnMapping(image=columns[0], labels=[columns[-1]] if len(columns) > 1 else [])
+        image = columns[0]
+    return ColumnMapping(image=image, preset=preset), error
+
+
+def as_imported(mapping: ColumnMapping, columns: list[str], path: Path) -> ColumnMapping:
+    """``mapping`` as the core should read it. The core lays the given fields over its
+    preset's, so a field the user cleared would come back from the preset: then the
+    preset is turned off (``"none"``) and the fields are read exactly as given."""
+    if mapping.preset in (None, NO_PRESET):
+        return mapping
+    frame = pd.DataFrame(columns=columns)
+    try:
+        with_preset = complete_mapping(mapping, frame, path)
+        without = complete_mapping(replace(mapping, preset=NO_PRESET), frame, path)
+    except DatasetError:  # the import says why, in the preview
+        return mapping
+    if replace(with_preset, preset=None) == replace(without, preset=None):
+        return mapping
+    return replace(mapping, preset=NO_PRESET)
+
+
+def preset_text(detected: str | None, chosen: str, effective: str | None) -> str:
+    """What the dialog says about the presets: the one detected, the one used and what it
+    assumes (rich text)."""
+    if detected:
+        text = f"<b>Detected: {html.escape(PRESETS[detected].title)} preset.</b> "
+    else:
+        text = "<b>No preset matches this header</b>: columns are guessed from their names. "
+    if chosen in PRESETS:
+        if chosen != detected:
+            text += f"Using the {html.escape(PRESETS[chosen].title)} preset instead. "
+        text += html.escape(PRESETS[chosen].assumes[0].upper() + PRESETS[chosen].assumes[1:])
+        text += "."
+        if effective == NO_PRESET:
+            text += (f"<br><span style='color:{WARNING_COLOUR}'>Your edits clear fields the "
+                     "preset sets, so it is off: the columns are read exactly as set "
+                     "below.</span>")
+    elif detected:
+        text += "Preset off: the columns are read as set below."
+    return text
 
 
 def _parse(path: str, mapping: ColumnMapping) -> DatasetSpec:
@@ -65,7 +113,7 @@ def _parse(path: str, mapping: ColumnMapping) -> DatasetSpec:
 
 
 class CsvMappingDialog(QDialog):
-    """Pick the image, label, patient and split columns, filters and a binarise rule."""
+    """The column mapping of a label table, a preset's or the user's, previewed live."""
 
     def __init__(self, path: str | Path, runner: TaskRunner,
                  parent: QWidget | None = None) -> None:
@@ -77,110 +125,77 @@ class CsvMappingDialog(QDialog):
         self.spec: DatasetSpec | None = None
         self.error = ""
         self.setWindowTitle(f"Columns of {self.path.name}")
-        self.resize(860, 760)
+        self.resize(980, 680)
         self.columns = read_header(self.path)
-        guess = initial_mapping(self.path, self.columns)
-        self.image_combo = QComboBox()
-        self.image_combo.addItems(self.columns)
-        self.image_combo.setCurrentText(guess.image)
-        self.image_combo.setToolTip("The column of image file names or paths, relative to "
-                                    "the CSV's folder")
-        self.label_list = QListWidget()
-        self.label_list.setToolTip("One column of class names or 0/1 makes a binary or "
-                                   "multi-class task; several 0/1 columns a multi-label one")
-        self.label_list.setMaximumHeight(100)
-        for column in self.columns:
-            entry = QListWidgetItem(column)
-            entry.setFlags(entry.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            checked = column in guess.labels
-            entry.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
-            self.label_list.addItem(entry)
-        self.patient_combo = self._optional_combo(guess.patient)
-        self.patient_combo.setToolTip("Keeps each patient's images in one split")
-        self.split_combo = self._optional_combo(guess.split)
-        self.split_combo.setToolTip("A column saying train / val / test; without one, splits "
-                                    "are drawn at random (by patient when known)")
-        self.filters_edit = QPlainTextEdit("\n".join(guess.filters))
-        self.filters_edit.setPlaceholderText('One per line, e.g.  view == PA   or   '
-                                             'finding in COVID-19, Pneumonia')
-        self.filters_edit.setMaximumHeight(56)
-        self.filters_edit.setToolTip("Keep only the rows that pass every filter: column == "
-                                     "value, !=, in a, b, not in a, b (case is ignored)")
-        self.binarize_check = QCheckBox("Non-zero is 1 (counts or grades become present/absent)")
-        self.separator_edit = QLineEdit()
-        self.separator_edit.setPlaceholderText("e.g. |  for labels like A|B in one column")
-        self.separator_edit.setMaximumWidth(260)
-        form = QFormLayout()
-        form.addRow("Image column", self.image_combo)
-        form.addRow("Label column(s)", self.label_list)
-        form.addRow("Patient column", self.patient_combo)
-        form.addRow("Split column", self.split_combo)
-        form.addRow("Filters", self.filters_edit)
-        form.addRow("Binarise", self.binarize_check)
-        form.addRow("Label separator", self.separator_edit)
+        preset = detect_preset(self.columns)
+        self.detected = preset.name if preset else None
+        guess, self.guess_error = initial_mapping(self.path, self.columns)
+        self.form = MappingForm(self.columns, self.detected)
+        self.form.set_preset(guess.preset or NO_PRESET)
+        self.form.set_mapping(guess)
+        self.preset_label = QLabel("")
+        self.preset_label.setWordWrap(True)
+        form_area = QScrollArea()
+        form_area.setWidgetResizable(True)
+        form_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        form_area.setWidget(self.form)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Image", "Split", "Patient", "Label(s)"])
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Image", "Split", "Patient", "Label(s)",
+                                              "Shapes"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((1, 60), (2, 170), (3, 150), (4, 60)):
+            self.table.setColumnWidth(column, width)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        preview = QWidget()
+        preview_layout = QVBoxLayout(preview)
+        preview_layout.setContentsMargins(0, 0, 0, 0)
+        preview_layout.addWidget(QLabel(f"<b>Preview</b> (first {PREVIEW_ROWS} images as "
+                                        "imported)"))
+        preview_layout.addWidget(self.status)
+        preview_layout.addWidget(self.notes)
+        preview_layout.addWidget(self.table, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(form_area)
+        splitter.addWidget(preview)
+        splitter.setChildrenCollapsible(False)
+        splitter.setStretchFactor(1, 1)
+        form_height = self.form.sizeHint().height() + 2 * form_area.frameWidth()
+        splitter.setSizes([form_height, max(200, self.height() - form_height)])
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Open dataset")
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(QLabel(f"<b>Preview</b> (first {PREVIEW_ROWS} images as imported)"))
-        layout.addWidget(self.status)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.preset_label)
+        layout.addWidget(splitter, 1)
         layout.addWidget(self.buttons)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
-        for combo in (self.image_combo, self.patient_combo, self.split_combo):
-            combo.currentIndexChanged.connect(self._schedule)
-        self.label_list.itemChanged.connect(self._schedule)
-        self.filters_edit.textChanged.connect(self._schedule)
-        self.binarize_check.toggled.connect(self._schedule)
-        self.separator_edit.textChanged.connect(self._schedule)
+        self.form.changed.connect(self._schedule)
+        self.form.preset_chosen.connect(self._on_preset_chosen)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.refresh()
 
-    def _optional_combo(self, current: str | None) -> QComboBox:
-        combo = QComboBox()
-        combo.addItems([NONE, *self.columns])
-        combo.setCurrentText(current or NONE)
-        return combo
-
-    # The mapping -------------------------------------------------------------------------
     def mapping(self) -> ColumnMapping:
-        """The mapping the widgets describe now."""
-        labels = [self.label_list.item(i).text() for i in range(self.label_list.count())
-                  if self.label_list.item(i).checkState() == Qt.CheckState.Checked]
-        filters = [line.strip() for line in self.filters_edit.toPlainText().splitlines()
-                   if line.strip()]
+        """The mapping the form describes, as the core should read it (``as_imported``)."""
+        return as_imported(self.form.mapping(), self.columns, self.path)
 
-        def optional(combo: QComboBox) -> str | None:
-            text = combo.currentText()
-            return None if text == NONE else text
-
-        return ColumnMapping(
-            image=self.image_combo.currentText(),
-            labels=labels,
-            patient=optional(self.patient_combo),
-            split=optional(self.split_combo),
-            filters=filters,
-            binarize="nonzero" if self.binarize_check.isChecked() else None,
-            separator=self.separator_edit.text().strip() or None,
-        )
-
-    def set_labels(self, columns: list[str]) -> None:
-        """Tick exactly ``columns`` as label columns."""
-        for i in range(self.label_list.count()):
-            entry = self.label_list.item(i)
-            checked = entry.text() in columns
-            entry.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+    @Slot(str)
+    def _on_preset_chosen(self, name: str) -> None:
+        """Fill the form from preset ``name`` (``"none"``: the columns guessed by name)."""
+        mapping, self.guess_error = initial_mapping(self.path, self.columns, name)
+        self.form.set_mapping(mapping)
+        self.refresh()
 
     # Preview -----------------------------------------------------------------------------
     @Slot()
@@ -199,8 +214,10 @@ class CsvMappingDialog(QDialog):
         self.spec = None
         self._set_ok(False)
         mapping = self.mapping()
-        if not mapping.labels:
-            self._show_error("Tick at least one label column.")
+        self.preset_label.setText(preset_text(self.detected, self.form.preset_name(),
+                                              mapping.preset))
+        if not mapping.labels and not mapping.positive_if:
+            self._show_error(f"{self.guess_error} {NO_LABELS}".strip())
             return
         self.status.setText("Reading...")
         if self._in_flight:  # one import at a time: a big table must not pile them up
@@ -228,25 +245,22 @@ class CsvMappingDialog(QDialog):
             return
         self.spec = spec
         self.error = ""
-        summary = spec.summary()
-        splits = ", ".join(f"{name} {info['images']}" for name, info in summary["splits"].items()
-                           if info["images"])
-        skipped = f"; {len(spec.problems)} rows skipped (hover for why)" if spec.problems else ""
-        shown = spec.classes[:CLASSES_SHOWN]
-        more = len(spec.classes) - len(shown)
-        classes = html.escape(", ".join(shown) + (f" and {more} more" if more > 0 else ""))
-        many = (f"<br><span style='color:#b36b00'>{len(spec.classes)} classes: is the "
-                f"label column right?</span>" if len(spec.classes) > MANY_CLASSES else "")
-        self.status.setText(f"<b>{len(spec.items)} images</b>, {spec.task} task, classes: "
-                            f"{classes}; {splits}{skipped}{many}")
+        self.status.setText(summary_text(spec))
         self.status.setToolTip("\n".join(p.detail for p in spec.problems[:30]))
+        shown_above = PRESETS[self.form.preset_name()].note() \
+            if self.form.preset_name() in PRESETS else None
+        notes = [n for n in spec.notes if n != shown_above]
+        self.notes.setText("<br>".join(f"&bull; {html.escape(n)}" for n in notes))
+        self.notes.setVisible(bool(notes))
         self.table.setRowCount(0)
         for item in spec.items[:PREVIEW_ROWS]:
             row = self.table.rowCount()
             self.table.insertRow(row)
             for column, text in enumerate((item.path, item.split, item.patient or "",
-                                           label_text(item.labels))):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                                           label_text(item.labels), str(len(item.shapes)))):
+                cell = QTableWidgetItem(text)
+                cell.setToolTip(text)
+                self.table.setItem(row, column, cell)
         self._set_ok(True)
 
     def _on_error(self, generation: int, message: str) -> None:
@@ -256,10 +270,34 @@ class CsvMappingDialog(QDialog):
     def _show_error(self, message: str) -> None:
         self.spec = None
         self.error = message
-        self.status.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
+        self.status.setText(f"<span style='color:{ERROR_COLOUR}'>{html.escape(message)}"
+                            "</span>")
         self.status.setToolTip("")
+        self.notes.setVisible(False)
         self.table.setRowCount(0)
         self._set_ok(False)
 
     def _set_ok(self, enabled: bool) -> None:
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(enabled)
+
+
+def summary_text(spec: DatasetSpec) -> str:
+    """One paragraph (rich text): images, task, classes and their images, splits, shapes,
+    rows skipped."""
+    summary = spec.summary()
+    splits = ", ".join(f"{name} {info['images']}" for name, info in summary["splits"].items()
+                       if info["images"])
+    counts = spec.annotation_counts()
+    shapes = (f"; {counts['shapes']} shapes on {counts['images']} images"
+              if counts["shapes"] else "")
+    skipped = (f"; {len(spec.problems)} row{'s' if len(spec.problems) > 1 else ''} skipped "
+               "(hover for why)" if spec.problems else "")
+    totals = {name: sum(info["per_class"].get(name, 0) for info in summary["splits"].values())
+              for name in spec.classes}
+    shown = [f"{name} {totals[name]}" for name in spec.classes[:CLASSES_SHOWN]]
+    more = len(spec.classes) - len(shown)
+    classes = html.escape(", ".join(shown) + (f" and {more} more" if more > 0 else ""))
+    many = (f"<br><span style='color:{WARNING_COLOUR}'>{len(spec.classes)} classes: is the "
+            f"label column right?</span>" if len(spec.classes) > MANY_CLASSES else "")
+    return (f"<b>{len(spec.items)} images</b>, {spec.task} task, classes: {classes}; "
+            f"{splits}{shapes}{skipped}{many}")
