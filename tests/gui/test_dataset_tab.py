@@ -1,8 +1,10 @@
-"""The Dataset tab on the demo dataset and on a generic CSV: summary, chart, problems,
-thumbnails with annotations, augmentation preview, column mapping and cancelled checks."""
+"""The Dataset tab on the demo dataset, a generic CSV and a public dataset's folder (RSNA):
+summary, notes, chart, problems, thumbnails with annotations, augmentation preview, column
+mapping (a preset's, offered) and cancelled checks."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from public_layouts import make_rsna
+
 from cxr_desktop.core.data import DatasetSpec, open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
 from cxr_desktop.core.train.augment import preview
@@ -20,6 +25,7 @@ from cxr_desktop.gui.tabs import dataset_tab
 from cxr_desktop.gui.tabs.dataset_tab import DatasetTab
 from cxr_desktop.gui.widgets.thumbnail_grid import (
     ANNOTATION_RGB,
+    INDEX_ROLE,
     PATH_ROLE,
     THUMB_SIZE,
     matching_items,
@@ -264,6 +270,55 @@ def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv
     assert spec.source["mapping"]["filters"] == ["view == PA"]
     assert spec.source["mapping"]["binarize"] == "nonzero"
     assert {item.patient for item in spec.items} == {f"p{i // 2}" for i in range(30) if i % 3}
+
+
+@pytest.fixture(scope="module")
+def rsna(tmp_path_factory) -> Path:
+    return make_rsna(tmp_path_factory.mktemp("rsna"))
+
+
+def test_a_preset_folder_is_offered_its_preset_and_shows_notes_and_boxes(tab, qtbot, rsna):
+    tab.open_dataset(rsna)  # the label table among three CSVs, found by its header
+    qtbot.waitUntil(lambda: tab.mapping_dialog is not None, timeout=TIMEOUT)
+    dialog = tab.mapping_dialog
+    assert dialog.isVisible() and dialog.path == rsna / "stage_2_train_labels.csv"
+    assert dialog.form.preset_name() == "rsna"
+    qtbot.waitUntil(lambda: not dialog.busy() and dialog.spec is not None, timeout=TIMEOUT)
+    with qtbot.waitSignal(tab.dataset_opened, timeout=TIMEOUT):
+        dialog.accept()  # "Open dataset": the preset as offered
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    spec = tab.spec
+    assert spec.source["mapping"]["preset"] == "rsna"
+    assert spec.annotation_counts() == {"images": 5, "shapes": 9}
+    notes = tab.notes.text()
+    assert tab.notes_area.isVisible()
+    assert notes.startswith("<b>9 shapes on 5 images</b>")
+    assert "RSNA pneumonia detection preset: binary lung opacity" in notes
+    assert "3 images have several rows" in notes
+    assert tab.summary.topLevelItem(0).text(0) == "train"
+
+    # Every image is a tile; a boxed one shows its boxes (image pixels, 1024 px) scaled.
+    grid = tab.thumbnails
+    assert grid.list.count() == len(spec.items) == 12
+    boxed = 0
+    for row in range(grid.list.count()):
+        tile = grid.list.item(row)
+        item = spec.items[tile.data(INDEX_ROLE)]
+        assert tile.toolTip().endswith(f"1024 x 1024 px, {len(item.shapes)} annotation(s)")
+        pixels = rgb_array(tile.icon().pixmap(THUMB_SIZE, THUMB_SIZE).toImage())
+        colour = np.all(np.abs(pixels.astype(int) - ANNOTATION_RGB) < 40, axis=2)
+        if not item.shapes:
+            assert colour.sum() == 0
+            continue
+        boxed += 1
+        scale = THUMB_SIZE / 1024
+        for shape in item.shapes:
+            x0, y0, x1, y1 = (round(v * scale) for v in shape.bounds())
+            edge = np.zeros_like(colour)
+            edge[max(y0 - 1, 0):y1 + 2, max(x0 - 1, 0):x1 + 2] = True
+            edge[y0 + 2:y1 - 1, x0 + 2:x1 - 1] = False
+            assert colour[edge].sum() >= (x1 - x0 + y1 - y0)  # its outline is drawn
+    assert boxed == 5
 
 
 def test_cancel_stops_the_checks_early(tab, qtbot, demo, tmp_path):

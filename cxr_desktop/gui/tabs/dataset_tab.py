@@ -1,13 +1,15 @@
 """Dataset tab: open a folder or CSV, see its splits and classes, and what is wrong with it.
 
-Left: the summary per split and class and the balance chart. Centre: thumbnails filtered by
-split and class, annotations drawn. Right: the problems the checks found, and the
-augmentation preview of the selected thumbnail. Reading the labels, the checks and the
+Left: the summary per split and class, the notes (the shapes the annotations hold, what the
+import assumed: a preset's rules, rows merged) and the balance chart. Centre: thumbnails
+filtered by split and class, annotations drawn. Right: the problems the checks found, and
+the augmentation preview of the selected thumbnail. Reading the labels, the checks and the
 thumbnails run in workers; the checks report progress and can be cancelled.
 """
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QTreeWidget,
@@ -73,8 +76,18 @@ def problem_text(problem: Problem) -> str:
     return f"{problem.kind.replace('_', ' ')}: {paths}\n{problem.detail}"
 
 
+def notes_text(spec: DatasetSpec) -> str:
+    """The annotations (``N shapes on M images``) and what the import assumed (rich text)."""
+    counts = spec.annotation_counts()
+    lines = [f"<b>{counts['shapes']} shapes on {counts['images']} images</b>"] \
+        if counts["shapes"] else []
+    lines += [f"&bull; {html.escape(note)}" for note in spec.notes]
+    return "<br>".join(lines)
+
+
 def _open_or_find_table(path: Path) -> DatasetSpec | Path:
-    """The dataset at ``path``, or the CSV of no known layout whose columns must be asked."""
+    """The dataset at ``path``, or the label table whose columns the mapping dialog asks
+    for (one of no known layout, or one a preset recognises, offered to accept)."""
     if detect_format(path) == "csv":
         return folder_table(unwrap(path)) if path.is_dir() else path
     return open_dataset(str(path))
@@ -127,11 +140,21 @@ class DatasetTab(QWidget):
         self.summary = QTreeWidget()
         self.summary.setHeaderLabels(["Split / class", "Images", "Share"])
         self.summary.setRootIsDecorated(False)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notes.setMargin(4)
+        self.notes_area = QScrollArea()
+        self.notes_area.setWidgetResizable(True)
+        self.notes_area.setWidget(self.notes)
+        self.notes_area.setVisible(False)
         self.chart = BalanceChart()
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.summary)
+        left.addWidget(self.notes_area)
         left.addWidget(self.chart)
-        left.setSizes([190, 400])
+        left.setSizes([180, 200, 260])
 
         self.thumbnails = ThumbnailGrid(runner)
         self.problem_list = QListWidget()
@@ -263,6 +286,8 @@ class DatasetTab(QWidget):
             node.setExpanded(True)
         for column in range(3):
             self.summary.resizeColumnToContents(column)
+        self.notes.setText(notes_text(spec))
+        self.notes_area.setVisible(bool(self.notes.text()))
         self.chart.show_counts(summary["splits"], spec.classes)
 
     # Checks ------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ class ThumbnailGrid(QWidget):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setUniformItemSizes(True)
-        self.list.setWordWrap(True)
+        self.list.setWordWrap(False)  # a long file name is elided, its label stays shown
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setSpacing(4)
         self.list.setIconSize(QSize(size, size))
         self.list.setGridSize(QSize(size + 12, size + 40))
