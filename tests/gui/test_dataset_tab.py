@@ -254,6 +254,9 @@ def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv
         assert dialog.table.item(row, 2).text() == f"p{number // 2}"
         assert number % 3 != 0  # filtered to PA
     assert "20 images" in dialog.status.text() and "binary" in dialog.status.text()
+    # One note alone is rich text too (its bullet an entity, never shown as "&bull;").
+    assert dialog.notes.text() == "&bull; filter view == PA left out 10 of 30 rows (view AP 10)"
+    assert dialog.notes.textFormat() == Qt.TextFormat.RichText
 
     form.filters_edit.setPlainText("nosuch == 1")
     qtbot.waitUntil(lambda: not dialog.busy() and bool(dialog.error), timeout=TIMEOUT)

@@ -134,15 +134,15 @@ class CsvMappingDialog(QDialog):
         self.form.set_preset(guess.preset or NO_PRESET)
         self.form.set_mapping(guess)
         self.preset_label = QLabel("")
-        self.preset_label.setWordWrap(True)
         form_area = QScrollArea()
         form_area.setWidgetResizable(True)
         form_area.setFrameShape(QScrollArea.Shape.NoFrame)
         form_area.setWidget(self.form)
         self.status = QLabel("")
-        self.status.setWordWrap(True)
         self.notes = QLabel("")
-        self.notes.setWordWrap(True)
+        for label in (self.preset_label, self.status, self.notes):
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.RichText)  # one note alone is rich text too
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Image", "Split", "Patient", "Label(s)",
                                               "Shapes"])

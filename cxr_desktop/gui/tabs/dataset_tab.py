@@ -142,6 +142,7 @@ class DatasetTab(QWidget):
         self.summary.setRootIsDecorated(False)
         self.notes = QLabel("")
         self.notes.setWordWrap(True)
+        self.notes.setTextFormat(Qt.TextFormat.RichText)  # one note alone is rich text too
         self.notes.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notes.setMargin(4)
