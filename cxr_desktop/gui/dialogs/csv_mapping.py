@@ -125,7 +125,7 @@ class CsvMappingDialog(QDialog):
         self.spec: DatasetSpec | None = None
         self.error = ""
         self.setWindowTitle(f"Columns of {self.path.name}")
-        self.resize(980, 680)
+        self.resize(980, 640)  # fits a 1024 x 700 screen, title bar included
         self.columns = read_header(self.path)
         preset = detect_preset(self.columns)
         self.detected = preset.name if preset else None
