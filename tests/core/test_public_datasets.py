@@ -292,3 +292,12 @@ def test_dataset_annotations_export_as_labelme_outside_the_dataset(rsna, tmp_pat
                  str(rsna / "labels")]) == 1
     assert "inside the dataset folder" in capsys.readouterr().err
     assert listing(rsna) == before
+
+
+def test_a_preset_that_does_not_fit_the_table_is_one_line(siim, capsys):
+    for preset in ("rsna", "vindr", "nih-boxes", "covid", "nope"):
+        assert main(["inspect", str(siim), "--no-checks", "--preset", preset]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "Traceback" not in err
+        assert ("does not fit this table" in err) if preset != "nope" else \
+            "unknown preset 'nope'" in err

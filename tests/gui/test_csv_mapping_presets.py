@@ -5,6 +5,7 @@ every field of the mapping is editable and round-trips, the preview re-imports o
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_siim_preset_fills_the_dialog_and_imports_what_the_cli_does(open_dialog,
 
     # Accepted as it is, the mapping imports exactly what `cxr-desktop inspect FOLDER` does.
     mapping = dialog.mapping()
-    assert mapping == initial_mapping(table, dialog.columns)[0]
+    assert replace(mapping, guess=True) == initial_mapping(table, dialog.columns)[0]
     accepted = open_dataset(table, format="csv", mapping=mapping)
     cli = open_dataset(siim)
     assert [item.to_dict() for item in accepted.items] == [item.to_dict() for item in cli.items]
@@ -177,21 +178,22 @@ def test_preset_none_on_siim_is_an_error_line_then_a_mapping_of_ones_own(open_di
     assert not any("preset" in note for note in spec.notes)
 
 
-def test_clearing_a_field_the_preset_sets_turns_the_preset_off(open_dialog, qtbot, siim):
+def test_a_field_cleared_stays_cleared_and_the_preset_stays_named(open_dialog, qtbot, siim):
     dialog = open_dialog(siim / "train-rle.csv")
     assert dialog.spec.annotation_counts()["images"] == 5
     dialog.form.mask_combo.setCurrentText(NONE)
+    dialog.form.patient_combo.setCurrentText(NONE)
     wait_preview(qtbot, dialog)
-    # Laid over the preset, a cleared mask would come back: the preset is turned off.
+    # read exactly as shown: neither the preset nor the column names fill the mask back in
     mapping = dialog.mapping()
-    assert mapping.mask is None and mapping.preset == "none"
-    assert "so it is off" in dialog.preset_label.text()
+    assert mapping.mask is None and mapping.patient is None
+    assert mapping.preset == "siim" and mapping.guess is False
     assert dialog.spec.annotation_counts() == {"images": 0, "shapes": 0}
     assert class_totals(dialog.spec) == {"no_pneumothorax": 7, "pneumothorax": 5}
     assert set(shapes_shown(dialog)) == {0}
+    assert any("SIIM-ACR pneumothorax preset" in note for note in dialog.spec.notes)
     dialog.form.mask_combo.setCurrentText("EncodedPixels")  # back as the preset has it
     wait_preview(qtbot, dialog)
-    assert dialog.mapping().preset == "siim"
     assert dialog.spec.annotation_counts()["images"] == 5
 
 

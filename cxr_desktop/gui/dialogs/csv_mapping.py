@@ -70,24 +70,7 @@ def initial_mapping(path: Path, columns: list[str],
     return ColumnMapping(image=image, preset=preset), error
 
 
-def as_imported(mapping: ColumnMapping, columns: list[str], path: Path) -> ColumnMapping:
-    """``mapping`` as the core should read it. The core lays the given fields over its
-    preset's, so a field the user cleared would come back from the preset: then the
-    preset is turned off (``"none"``) and the fields are read exactly as given."""
-    if mapping.preset in (None, NO_PRESET):
-        return mapping
-    frame = pd.DataFrame(columns=columns)
-    try:
-        with_preset = complete_mapping(mapping, frame, path)
-        without = complete_mapping(replace(mapping, preset=NO_PRESET), frame, path)
-    except DatasetError:  # the import says why, in the preview
-        return mapping
-    if replace(with_preset, preset=None) == replace(without, preset=None):
-        return mapping
-    return replace(mapping, preset=NO_PRESET)
-
-
-def preset_text(detected: str | None, chosen: str, effective: str | None) -> str:
+def preset_text(detected: str | None, chosen: str) -> str:
     """What the dialog says about the presets: the one detected, the one used and what it
     assumes (rich text)."""
     if detected:
@@ -98,11 +81,7 @@ def preset_text(detected: str | None, chosen: str, effective: str | None) -> str
         if chosen != detected:
             text += f"Using the {html.escape(PRESETS[chosen].title)} preset instead. "
         text += html.escape(PRESETS[chosen].assumes[0].upper() + PRESETS[chosen].assumes[1:])
-        text += "."
-        if effective == NO_PRESET:
-            text += (f"<br><span style='color:{WARNING_COLOUR}'>Your edits clear fields the "
-                     "preset sets, so it is off: the columns are read exactly as set "
-                     "below.</span>")
+        text += ". Every field below can be changed; the table is read exactly as set."
     elif detected:
         text += "Preset off: the columns are read as set below."
     return text
@@ -187,8 +166,9 @@ class CsvMappingDialog(QDialog):
         self.refresh()
 
     def mapping(self) -> ColumnMapping:
-        """The mapping the form describes, as the core should read it (``as_imported``)."""
-        return as_imported(self.form.mapping(), self.columns, self.path)
+        """The mapping the form describes, read exactly as shown (``guess`` off: a field the
+        user cleared stays cleared, nothing is filled in from the preset or the names)."""
+        return replace(self.form.mapping(), guess=False)
 
     @Slot(str)
     def _on_preset_chosen(self, name: str) -> None:
@@ -214,8 +194,7 @@ class CsvMappingDialog(QDialog):
         self.spec = None
         self._set_ok(False)
         mapping = self.mapping()
-        self.preset_label.setText(preset_text(self.detected, self.form.preset_name(),
-                                              mapping.preset))
+        self.preset_label.setText(preset_text(self.detected, self.form.preset_name()))
         if not mapping.labels and not mapping.positive_if:
             self._show_error(f"{self.guess_error} {NO_LABELS}".strip())
             return

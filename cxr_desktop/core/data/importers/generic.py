@@ -196,7 +196,8 @@ def _notes(mapping: ColumnMapping, whole: pd.DataFrame, frame: pd.DataFrame,
     if mapping.view and "" in mapping.views:
         blank = int(frame[mapping.view].map(is_missing_cell).sum())
         if blank:
-            notes.append(f"{blank} rows have no {mapping.view}; kept")
+            rows = "row has" if blank == 1 else "rows have"
+            notes.append(f"{blank} {rows} no {mapping.view}; kept")
     return notes
 
 

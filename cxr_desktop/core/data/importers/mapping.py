@@ -48,6 +48,8 @@ class ColumnMapping:
     (``any`` or ``majority``). ``view`` is the view column and ``views`` the views kept
     (``""`` keeps rows with none). ``unknown_values`` are label cells that mean "not
     known" (as a blank does). ``preset`` is the preset the mapping started from.
+    ``guess`` False takes the mapping exactly as given: no preset field and no column guessed
+    by its name fills in what is unset (an editor that shows every field sends that).
     """
 
     image: str
@@ -71,6 +73,7 @@ class ColumnMapping:
     views: list[str] = field(default_factory=list)
     unknown_values: list[str] = field(default_factory=list)
     preset: str | None = None
+    guess: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,28 +145,16 @@ def complete_mapping(partial: ColumnMapping | dict[str, Any] | None, frame: pd.D
     """``partial`` on top of the preset the header matches, the rest guessed from the column
     names (or, for the image column, from which column's values name files under the root
     when a ``resolver`` is given)."""
-    given = _given(partial.to_dict() if isinstance(partial, ColumnMapping)
-                   else dict(partial or {}))
+    raw = partial.to_dict() if isinstance(partial, ColumnMapping) else dict(partial or {})
     columns = [str(c) for c in frame.columns]
-    preset_name = given.pop("preset", None)
-    data: dict[str, Any] = {}
-    if preset_name != "none":
-        preset = PRESETS.get(preset_name) if preset_name else detect_preset(columns)
-        if preset_name and preset is None:
-            raise DatasetError(path, f"unknown preset {preset_name!r} (known: none, "
-                                     f"{', '.join(PRESETS)})")
-        if preset is not None:
-            data = {**preset.mapping(columns), "preset": preset.name}
-    data.update(given)
-    for role in ("image", "patient", "folder", "split"):
-        if not data.get(role) and not (role == "patient" and data.get("preset")):
-            data[role] = _guess(columns, role)
-    if not data.get("image") and resolver is not None and len(frame):
-        data["image"] = _column_of_files(frame, resolver)
-    if not data.get("labels") and not data.get("positive_if"):
-        guessed = _guess(columns, "labels")
-        data["labels"] = [guessed] if guessed else []
-    if not data["image"]:
+    if raw.get("guess", True) is False:
+        data = dict(raw)
+    else:
+        given = _given(raw)
+        data = _preset_fields(given.pop("preset", None), columns, path)
+        data.update(given)
+        _guess_columns(data, columns, frame, resolver)
+    if not data.get("image"):
         raise DatasetError(path, "cannot tell which column holds the image paths; "
                                  f"name it (columns: {columns})")
     if not data.get("labels") and not data.get("positive_if"):
@@ -180,6 +171,38 @@ def complete_mapping(partial: ColumnMapping | dict[str, Any] | None, frame: pd.D
     mapping.labels = [find_column(frame, c, path) for c in mapping.labels]
     mapping.boxes = [find_column(frame, c, path) for c in mapping.boxes]
     return mapping
+
+
+def _preset_fields(name: str | None, columns: list[str], path: Path) -> dict[str, Any]:
+    """The fields of preset ``name`` (default: the one the header matches; ``none``: no
+    preset); DatasetError for an unknown preset or one whose columns the table lacks."""
+    if name == "none":
+        return {}
+    preset = PRESETS.get(name) if name else detect_preset(columns)
+    if name and preset is None:
+        raise DatasetError(path, f"unknown preset {name!r} (known: none, "
+                                 f"{', '.join(PRESETS)})")
+    if preset is None:
+        return {}
+    if not preset.matches(columns):
+        raise DatasetError(path, f"the {preset.name} preset does not fit this table: it needs "
+                                 f"the columns of a {preset.title} label file (columns: "
+                                 f"{columns})")
+    return {**preset.mapping(columns), "preset": preset.name}
+
+
+def _guess_columns(data: dict[str, Any], columns: list[str], frame: pd.DataFrame,
+                   resolver: PathResolver | None) -> None:
+    """Fill the unset roles of ``data`` from the column names (the image column, failing
+    that, from which column's values name files under the root)."""
+    for role in ("image", "patient", "folder", "split"):
+        if not data.get(role) and not (role == "patient" and data.get("preset")):
+            data[role] = _guess(columns, role)
+    if not data.get("image") and resolver is not None and len(frame):
+        data["image"] = _column_of_files(frame, resolver)
+    if not data.get("labels") and not data.get("positive_if"):
+        guessed = _guess(columns, "labels")
+        data["labels"] = [guessed] if guessed else []
 
 
 def _check(mapping: ColumnMapping, path: Path) -> None:
