@@ -14,15 +14,19 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.options import DEFAULT_TEMPERATURE, METHODS, parse_threshold
+from cxr_desktop.core.infer.methods import CAM_METHODS
 from cxr_desktop.core.train.config import DEVICES
 
 if TYPE_CHECKING:
+    from cxr_desktop.core.data.spec import DatasetSpec
     from cxr_desktop.core.evaluate.evaluation import Evaluation
+    from cxr_desktop.core.evaluate.localize import Localization
     from cxr_desktop.core.evaluate.suite import EvaluationSet
 
 
@@ -80,7 +84,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", metavar="DIR",
-                        help="write predictions.csv, summary.json, roc.png, confusion.png")
+                        help="write predictions.csv, summary.json, roc.png, confusion.png "
+                             "(with --localization also localization.csv and misses/*.png)")
+    parser.add_argument("--localization", action="store_true",
+                        help="also score where the maps point on the annotated positives "
+                             "(pointing game, energy in boxes, FROC)")
+    parser.add_argument("--cam", choices=CAM_METHODS, default="gradcam",
+                        help="the map scored by --localization (default gradcam)")
+    parser.add_argument("--layer", metavar="NAME",
+                        help="the block the map is taken from (default: the last)")
     parser.set_defaults(dataset=None)
     add_dataset_arguments(parser)
     parser.set_defaults(func=run)
@@ -136,10 +148,12 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_runs(run_dirs, spec, args.split, methods=methods,
                                threshold=args.threshold, temperature=args.temperature,
                                n_boot=args.bootstrap, seed=args.seed, device=args.device)
+        localized = _localize(args, run_dirs, spec) if args.localization else []
         if args.report:
             from cxr_desktop.core.evaluate.report import write_report
 
             written = write_report(args.report, result)
+            written += _localization_reports(args.report, localized, spec)
     except BaseException:
         remove_empty_dirs(created)
         raise
@@ -154,8 +168,49 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    for localization, member in zip(localized, result.members, strict=False):
+        warning = localization.shortcut_warning(member.auc)
+        if warning:
+            print(f"cxr-desktop: warning: {localization.run_dir}: {warning}", file=sys.stderr)
+        for note in localization.notes:
+            print(f"note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), sort_keys=True))
+        out = result.to_dict()
+        if localized:
+            out["localization"] = localized[0].to_dict()
+        if len(localized) > 1:
+            out["localization_runs"] = [loc.to_dict() for loc in localized]
+        print(json.dumps(out, sort_keys=True))
     else:
         _print_text(result)
+        for localization in localized:
+            print(_localization_line(localization))
     return 0
+
+
+def _localize(args: argparse.Namespace, run_dirs: list[str],
+              spec: DatasetSpec) -> list[Localization]:
+    from cxr_desktop.core.evaluate.localize import localize
+
+    return [localize(run_dir, spec, args.split, method=args.cam, layer=args.layer,
+                     device=args.device, n_boot=args.bootstrap, seed=args.seed)
+            for run_dir in run_dirs]
+
+
+def _localization_reports(directory: str, localized: list[Localization],
+                          spec: DatasetSpec) -> list[Path]:
+    from cxr_desktop.core.evaluate.localization_report import write_localization_report
+
+    written: list[Path] = []
+    for number, localization in enumerate(localized):
+        target = Path(directory) if number == 0 else Path(directory) / f"run{number + 1}"
+        written += write_localization_report(target, localization, spec)
+    return written
+
+
+def _localization_line(loc: Localization) -> str:
+    low, high = loc.pointing_game_ci
+    return (f"localization {loc.run_dir} ({loc.method}, {loc.layer}): pointing game "
+            f"{_num(loc.pointing_game, '.3f')} [{_num(low, '.3f')}, {_num(high, '.3f')}] on "
+            f"{loc.n} annotated positives, energy in boxes {_num(loc.energy_in_boxes, '.3f')},"
+            f" FROC score {_num(loc.froc.score, '.3f')}")

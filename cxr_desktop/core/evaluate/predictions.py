@@ -99,7 +99,7 @@ def split_rows(spec: DatasetSpec, split: str) -> np.ndarray:
     return rows
 
 
-def _class_order(run: LoadedRun, spec: DatasetSpec, run_dir: Path) -> list[int] | None:
+def class_order(run: LoadedRun, spec: DatasetSpec, run_dir: Path) -> list[int] | None:
     """Dataset column of each run class (None: the same order); CxrError when they differ."""
     meta = run.metadata
     classes = [str(c) for c in meta.get("classes", [])]
@@ -185,7 +185,7 @@ def _infer(run: LoadedRun, images: np.ndarray, rows: np.ndarray, device: torch.d
     return np.concatenate(out).astype(np.float32) if out else np.zeros(empty, np.float32)
 
 
-def _trained_spec(folder: Path) -> DatasetSpec | None:
+def trained_spec(folder: Path) -> DatasetSpec | None:
     """The run's ``dataset.json`` snapshot (None when it has none)."""
     snapshot = folder / DATASET_SNAPSHOT
     return DatasetSpec.load(snapshot) if snapshot.is_file() else None
@@ -256,8 +256,8 @@ def predict(
         raise FileError(run_dir, "run folder not found")
     run = load_run(run_dir, which=which, device="cpu")
     meta = run.metadata
-    order = _class_order(run, spec, run_dir)
-    trained = _trained_spec(Path(run.checkpoint_path).parent)
+    order = class_order(run, spec, run_dir)
+    trained = trained_spec(Path(run.checkpoint_path).parent)
     notes: list[str] = []
     where = spec.source.get("path") or spec.root
     own = trained is not None and same_dataset(trained, spec)
