@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cxr_desktop.core.errors import (
     MAX_REASON_CHARS,
@@ -40,8 +44,8 @@ def test_a_checkpoint_holding_a_python_object_is_a_one_line_error(tmp_path):
         load_checkpoint(path)
     message = str(raised.value)
     assert "\n" not in message and "\x1b" not in message
-    assert message.startswith(f"{path}: not a readable checkpoint (it holds a Python object")
-    assert "Custom" in message
+    assert message.startswith(f"{path}: it holds Python objects (")
+    assert "Custom" in message and "weights_only" not in message
 
 
 @pytest.mark.parametrize("data", [b"(hello", b".", b"G\x00", b"(", b"hello"])
@@ -79,3 +83,41 @@ def test_an_unreadable_dicom_header_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(ImageLoadError) as raised:
         header.dicom_header(path)
     assert str(raised.value) == f"{path}: not a readable DICOM file (cannot parse element)"
+
+
+class _Trap:
+    """A pickle that would create a file when loaded unsafely."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_booby_trapped_model_file_runs_nothing_and_says_why_in_one_line(tmp_path, capsys):
+    from cxr_desktop.cli import main
+
+    trap = tmp_path / "created-by-the-pickle"
+    evil = tmp_path / "model.pt"
+    torch.save({"model": _Trap(trap), "metadata": {}}, evil)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(evil.read_bytes())
+    (run / "config.json").write_text('{"dataset": "x", "arch": "small_cnn"}')
+    for index in range(8):
+        folder = tmp_path / "ds" / ("ill" if index % 2 else "well")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((32, 32), index * 20, np.uint8)).save(folder / f"{index}.png")
+    image = folder / "1.png"
+    for argv in (["predict", str(evil), str(image)], ["resume", str(run)],
+                 ["train", str(tmp_path / "ds"), "--pretrained", str(evil), "--arch",
+                  "resnet18", "--out", str(tmp_path / "new")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "could run code when loaded, so it was not loaded" in err, err
+        assert "state dict" in err and "weights_only" not in err
+    assert not trap.exists()

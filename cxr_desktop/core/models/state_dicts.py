@@ -36,7 +36,12 @@ _DENSENET_KEY = re.compile(
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# torch names the object a refused pickle wanted in words that change between releases
+_UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
+#: What to say of a file whose pickle would build Python objects (and so could run code).
+UNSAFE_REASON = ("it holds Python objects ({name}) that could run code when loaded, so it was "
+                 "not loaded; a safe model file holds only tensors: a state dict "
+                 "(torch.save(model.state_dict(), path)) or a .safetensors file")
 _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 #: Raised by unpickling bytes that are not a pickle: a memo or stack look-up that misses, a
 #: short read.
@@ -46,12 +51,18 @@ LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, OSError, zipfil
                SafetensorError, *_NOT_A_PICKLE)
 
 
+def unsafe_object(exc: BaseException) -> str | None:
+    """The Python object a refused pickle asked for (``posix.system``), if that is why
+    ``torch.load(..., weights_only=True)`` failed."""
+    found = _UNSAFE_GLOBAL.search(str(exc))
+    return found[1] if found else None
+
+
 def load_failure(exc: BaseException) -> str:
     """One line on why ``torch.load(..., weights_only=True)`` (or safetensors) failed."""
-    unsafe = _UNSAFE_GLOBAL.search(str(exc))
+    unsafe = unsafe_object(exc)
     if unsafe:
-        return (f"it holds a Python object ({unsafe[1]}), which is never loaded for safety: "
-                "only tensors and plain values are")
+        return UNSAFE_REASON.format(name=unsafe)
     if isinstance(exc, _NOT_A_PICKLE):
         return f"not a PyTorch file: {type(exc).__name__} while unpickling"
     unpickler = _UNPICKLER_ERROR.search(str(exc))
@@ -68,6 +79,8 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as exc:
+        if unsafe_object(exc):
+            raise ModelError(f"{path}: {load_failure(exc)}") from None
         raise ModelError(f"{path}: cannot read weights ({load_failure(exc)})") from exc
     while isinstance(obj, Mapping) and not _all_tensors(obj):
         inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)

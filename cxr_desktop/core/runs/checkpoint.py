@@ -17,7 +17,7 @@ import torch
 
 from cxr_desktop.core.atomic import atomic_write
 from cxr_desktop.core.errors import FileError
-from cxr_desktop.core.models.state_dicts import LOAD_ERRORS, load_failure
+from cxr_desktop.core.models.state_dicts import LOAD_ERRORS, load_failure, unsafe_object
 
 CHECKPOINT_FORMAT = 1
 
@@ -36,6 +36,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except LOAD_ERRORS as exc:
+        if unsafe_object(exc):
+            raise FileError(path, load_failure(exc)) from None
         raise FileError(path, f"not a readable checkpoint ({load_failure(exc)})") from exc
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise FileError(path, "not a cxr-desktop checkpoint (no model weights)")
