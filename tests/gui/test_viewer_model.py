@@ -7,6 +7,7 @@ import pytest
 
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
+from cxr_desktop.core.io import to_display
 from cxr_desktop.core.train import TrainConfig, fit
 
 
@@ -138,3 +139,89 @@ def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path):
 
     with pytest.raises(FileError, match="gone: cannot list the folder"):
         folder_images(tmp_path / "gone")
+
+
+def _show_cam(main_window, qtbot, image) -> None:
+    panel = main_window.viewer_tab.model_panel
+    panel.show_cam.setChecked(True)
+    panel.cam_result = None
+    main_window.open_image(str(image))
+    qtbot.waitUntil(lambda: panel.cam_result is not None and not main_window.runner.busy(),
+                    timeout=60_000)
+
+
+def test_the_cam_peak_is_said_inside_or_outside_the_annotations(main_window, qtbot, run_dir):
+    from cxr_desktop.core.annotations import Shape
+    from cxr_desktop.gui.widgets.cam_peak import peak_verdict
+
+    run, demo_root = run_dir
+    viewer = main_window.viewer_tab
+    panel = viewer.model_panel
+    panel.load_model(run)
+    qtbot.waitUntil(lambda: panel.predictor is not None, timeout=60_000)
+    image = sorted((demo_root / "test").glob("*.jpg"))[0]
+    _show_cam(main_window, qtbot, image)
+    x, y = panel.cam_result.peak
+    # A box of the dataset in the corner farthest from the peak, then the image opened again.
+    fx, fy = (80.0 if x < 48 else 0.0), (80.0 if y < 48 else 0.0)
+    far = Shape("object", "rectangle", ((fx, fy), (fx + 8.0, fy + 8.0)))
+    viewer.annotations.set_dataset_shapes({str(image.resolve()): [far]})
+    _show_cam(main_window, qtbot, image)
+    assert panel.cam_result.peak == (x, y)
+    expected = peak_verdict((x + 0.5, y + 0.5), [far], "object")
+    assert expected.startswith("CAM peak outside every annotation (nearest: 'object', ")
+    cx, cy = x + 0.5, y + 0.5
+    distance = float(np.hypot(max(fx - cx, 0, cx - fx - 8), max(fy - cy, 0, cy - fy - 8)))
+    assert distance > 20 and f"{distance:.0f} px away)" in expected
+    assert panel.peak.text() == expected and panel.peak.isVisibleTo(viewer)
+    assert expected in main_window.statusBar().currentMessage()
+    # A box drawn around the peak: inside, at once (no new CAM needed).
+    around = Shape("nodule", "rectangle", ((x - 2.0, y - 2.0), (x + 3.0, y + 3.0)))
+    viewer.annotations.document.add(around)
+    assert panel.peak.text() == "CAM peak inside the annotation 'nodule'"
+    viewer.annotations.document.delete(1)
+    assert panel.peak.text() == expected
+    # No region left (an arrow does not count): nothing is said.
+    viewer.annotations.document.reset(
+        [Shape("object", "arrow", ((x + 0.0, y + 0.0), (x + 9.0, y + 9.0)))], (96, 96))
+    assert not panel.peak.isVisibleTo(viewer)
+    viewer.annotations.document.reset([], (96, 96))  # nothing to autosave
+
+
+def test_a_large_dicom_gets_a_small_overlay_stretched_over_it(main_window, qtbot, run_dir,
+                                                               testdata):
+    run, _ = run_dir
+    viewer = main_window.viewer_tab
+    panel = viewer.model_panel
+    panel.load_model(run)
+    qtbot.waitUntil(lambda: panel.predictor is not None, timeout=60_000)
+    _show_cam(main_window, qtbot, testdata("RG1_UNCI.dcm"))
+    overlay = viewer.canvas.overlay_item
+    rows, columns = viewer.radiograph.rows, viewer.radiograph.columns
+    assert overlay.isVisible() and overlay.image.dtype == np.uint8
+    assert max(overlay.image.shape) == 512 and panel.cam_result.map.shape == (rows, columns)
+    covered = overlay.mapRectToParent(overlay.boundingRect())
+    assert (covered.width(), covered.height()) == pytest.approx((columns, rows))
+    # The grid is the map, shrunk: its peak lands where the map's does.
+    gy, gx = np.unravel_index(np.argmax(overlay.image), overlay.image.shape)
+    px, py = panel.cam_result.peak
+    assert abs((gx + 0.5) * columns / overlay.image.shape[1] - px) < columns / 50
+    assert abs((gy + 0.5) * rows / overlay.image.shape[0] - py) < rows / 50
+    np.testing.assert_array_equal(viewer.canvas.displayed_image(),
+                                  to_display(viewer.radiograph))
+
+
+def test_an_image_opened_with_a_run_shows_its_dataset_shapes(main_window, qtbot, run_dir):
+    from cxr_desktop.core.data import open_dataset
+
+    run, demo_root = run_dir
+    spec = open_dataset(demo_root)
+    item = next(i for i in spec.items if i.split == "test" and i.shapes)
+    viewer = main_window.viewer_tab
+    viewer.annotations.set_dataset_shapes({})  # as if no dataset were open
+    main_window.open_with_model(str(spec.abspath(item)), str(run))
+    panel = viewer.model_panel
+    qtbot.waitUntil(lambda: panel.cam_result is not None and not main_window.runner.busy(),
+                    timeout=60_000)
+    assert viewer.annotations.document.shapes == tuple(item.shapes)
+    assert panel.peak.text().startswith("CAM peak ")

@@ -1,11 +1,19 @@
-"""Viewer tab: one radiograph, its window/level, and what the file says about itself."""
+"""Viewer tab: one radiograph, its window/level, and what the file says about itself.
+
+An image is decoded and put through the display chain in a worker (``load_for_view``): the
+GUI thread only hands the finished uint8 array to the canvas. An image opened with a run
+(from the Evaluate page) also gets the shapes of the run's dataset, so its CAM peak can be
+compared with them.
+"""
 
 from __future__ import annotations
 
 import os
-from functools import partial
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -23,8 +31,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cxr_desktop.core.errors import FileError
-from cxr_desktop.core.io import Radiograph, load_image
+from cxr_desktop.core.annotations.shapes import Shape
+from cxr_desktop.core.errors import CxrError, FileError
+from cxr_desktop.core.evaluate.suite import run_dataset
+from cxr_desktop.core.io import Radiograph, load_image, to_display
 from cxr_desktop.core.io.window import full_range_window, percentile_window
 from cxr_desktop.gui.drops import accept_file_drag, dropped_path
 from cxr_desktop.gui.widgets.annotation_panel import AnnotationPanel
@@ -47,6 +57,38 @@ def folder_images(folder: Path) -> list[str]:
                           and entry.is_file())
     except OSError as exc:
         raise FileError(folder, f"cannot list the folder ({exc.strerror or exc})") from exc
+
+
+@dataclass
+class OpenedImage:
+    """What the loading worker hands back: the image, its display array at the file's own
+    window, and the shapes a run's dataset holds for it (empty when none)."""
+
+    radiograph: Radiograph
+    display: np.ndarray
+    shapes: list[Shape] = field(default_factory=list)
+
+
+@lru_cache(maxsize=8)
+def _run_shapes(run_dir: str) -> dict[str, list[Shape]]:
+    spec = run_dataset(run_dir)
+    return {os.path.abspath(spec.abspath(item)): list(item.shapes) for item in spec.items
+            if item.shapes}
+
+
+def load_for_view(path: str, run_dir: str | None = None) -> OpenedImage:
+    """Runs in a worker: decode ``path``, make its display array and, with ``run_dir``,
+    find its shapes in the run's dataset (read once per run)."""
+    radiograph = load_image(path)
+    shapes: list[Shape] = []
+    if run_dir:
+        try:
+            shapes = _run_shapes(str(Path(run_dir).resolve())).get(os.path.abspath(path), [])
+        except (OSError, ValueError, CxrError):
+            shapes = []  # the run's dataset is gone: the image still opens, without them
+    return OpenedImage(radiograph, to_display(radiograph), shapes)
+
+
 PRESETS = ("File default", "Full range", "Auto (0.5-99.5%)", "Lung (dark range)",
            "Bone (bright range)")
 
@@ -84,6 +126,7 @@ class ViewerTab(QWidget):
         self.annotations = AnnotationPanel(self.canvas, runner)
         self.addActions(self.annotations.toolbar.shortcut_actions())
         self.model_panel = ModelPanel(self.canvas, runner)
+        self.model_panel.follow_shapes(self.annotations.document)
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.model_panel, "Model")
         self.side_tabs.addTab(info_box, "Info")
@@ -127,17 +170,20 @@ class ViewerTab(QWidget):
     def radiograph(self) -> Radiograph | None:
         return self.canvas.radiograph
 
-    def open_image(self, path: str | Path) -> None:
+    def open_image(self, path: str | Path, run_dir: str | Path | None = None) -> None:
+        """Open ``path`` (with ``run_dir``: and the shapes its dataset holds for it)."""
         self.status_message.emit(f"Loading {Path(path).name}...")
-        self._runner.submit("viewer.load", load_image, str(path),
+        self._runner.submit("viewer.load", load_for_view, str(path),
+                            None if run_dir is None else str(run_dir),
                             done=self._on_loaded, failed=self._on_failed)
 
     def open_with_model(self, path: str | Path, run_dir: str | Path) -> None:
-        """Open an image with a run's model and its CAM (from the evaluation's top losses)."""
+        """Open an image with a run's model, its CAM and the annotations of the run's
+        dataset (from the Evaluate page's top losses and localization misses)."""
         self.model_panel.load_model(run_dir)
         self.model_panel.show_cam.setChecked(True)
         self.side_tabs.setCurrentWidget(self.model_panel)
-        self.open_image(path)
+        self.open_image(path, run_dir)
 
     def next_image(self) -> None:
         self._step(1)
@@ -195,11 +241,16 @@ class ViewerTab(QWidget):
         """Save the current image's unsaved annotations (the window calls this on close)."""
         self.annotations.autosave()
 
-    def _on_loaded(self, radiograph: Radiograph) -> None:
+    def _on_loaded(self, opened: OpenedImage) -> None:
+        radiograph = opened.radiograph
+        if opened.shapes:
+            self.annotations.add_dataset_shapes({os.path.abspath(radiograph.path):
+                                                 opened.shapes})
         self.annotations.set_image(radiograph.path, (radiograph.rows, radiograph.columns))
-        self.canvas.set_radiograph(radiograph)
+        self.preset.blockSignals(True)  # the canvas shows the file's own window already
         self.preset.setCurrentIndex(0)
-        self._apply_preset(0)
+        self.preset.blockSignals(False)
+        self.canvas.set_radiograph(radiograph, opened.display)
         self._refresh_info()
         self.header.set_image(radiograph.path, radiograph.source_format == "DICOM")
         self._list_folder(Path(radiograph.path))

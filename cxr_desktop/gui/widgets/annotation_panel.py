@@ -123,6 +123,11 @@ class AnnotationPanel(QWidget):
         so the CAM can be compared with them; edited, they are saved to the project."""
         self._dataset_shapes = shapes_by_path
 
+    def add_dataset_shapes(self, shapes_by_path: dict[str, list[Shape]]) -> None:
+        """Add the shapes of another dataset's images (a run's, for an image opened from
+        the Evaluate page) to those of the open dataset."""
+        self._dataset_shapes = {**self._dataset_shapes, **shapes_by_path}
+
     def clear(self) -> None:
         """No image: save the previous one's changes and show no shapes."""
         self.autosave()

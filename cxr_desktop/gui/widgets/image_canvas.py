@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from cxr_desktop.core.io import Radiograph, to_display
 
+#: The CAM overlay is handed over at most this many pixels on its long side (the map is
+#: smooth: Qt stretches it over the image with bilinear filtering when it paints).
+OVERLAY_SIDE = 512
 EMPTY_NOTICE = ("Open a radiograph: File > Open image (Ctrl+O), drop a DICOM, PNG or JPEG "
                 "file here, or double-click an image in the Dataset tab.")
 NOTICE_STYLE = "color: #c8c8c8; font-size: 15px; padding: 40px;"
 
 
+def overlay_grid(cam_map: np.ndarray, max_side: int = OVERLAY_SIDE) -> np.ndarray:
+    """A map in [0, 1] as the uint8 grid the overlay shows: area-averaged down to at most
+    ``max_side`` px on its long side (call it off the GUI thread: a 2k x 2k map takes a few
+    ms; the canvas then colours a grid of 512 x 512 at most)."""
+    rows, columns = cam_map.shape
+    factor = min(1.0, max_side / max(rows, columns, 1))
+    small = np.asarray(cam_map, dtype=np.float32)
+    if factor < 1.0:
+        size = (max(1, round(columns * factor)), max(1, round(rows * factor)))
+        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+class _SmoothImageItem(pg.ImageItem):
+    """An ImageItem drawn with bilinear filtering: a small grid stretched over a large image
+    looks like the full-resolution map without building one."""
+
+    def paint(self, painter: QPainter, *args) -> None:
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        super().paint(painter, *args)
+
+
 class ImageCanvas(QWidget):
     """Zoom with the wheel, pan with the left button, window/level with a right drag.
 
-    The image is handed to pyqtgraph as a contiguous uint8 array made by ``to_display`` with
-    explicit levels, so what is shown is exactly what the model is given. View coordinates
+    The image is handed to pyqtgraph as a contiguous uint8 array made by ``to_display`` and
+    shown as it is (no levels, no colour table), so what is shown is exactly what the model
+    is given. View coordinates
     are image pixel coordinates (column, row), which the annotation layer draws in; with a
     drawing tool active that layer takes the left button (see ``annotation_layer``).
     """
@@ -37,9 +65,9 @@ class ImageCanvas(QWidget):
         self.view_box.setMenuEnabled(False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
-        # The CAM overlay: a float map in [0, 1] on the image's own grid, coloured by a
-        # lookup table, so opacity and colour map change without recomputing anything.
-        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        # The CAM overlay: a small uint8 grid (``overlay_grid``) stretched over the image,
+        # coloured by a lookup table, so opacity and colour map change without recomputing.
+        self.overlay_item = _SmoothImageItem(axisOrder="row-major")
         self.overlay_item.setZValue(5)
         self.overlay_item.setVisible(False)
         self.view_box.addItem(self.overlay_item, ignoreBounds=True)
@@ -57,13 +85,16 @@ class ImageCanvas(QWidget):
         self.view_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.view_widget.viewport().installEventFilter(self)
 
-    def set_radiograph(self, radiograph: Radiograph) -> None:
+    def set_radiograph(self, radiograph: Radiograph, display: np.ndarray | None = None) -> None:
+        """Show ``radiograph`` at its file's own window. ``display``: ``to_display`` of it,
+        made off the GUI thread (a 2k x 2k image takes tens of ms); default made here."""
         self.radiograph = radiograph
         self.window = None
         self.overlay_item.setVisible(False)
         self.notice.setVisible(False)
-        self._render()
+        self._render(display)
         self.fit()
+        self.window_changed.emit(*map(float, radiograph.window))
 
     def clear(self, message: str = "") -> None:
         """No image: a blank canvas that says ``message`` (default: how to open one)."""
@@ -80,13 +111,14 @@ class ImageCanvas(QWidget):
         shown = window or (self.radiograph.window if self.radiograph else (0.0, 1.0))
         self.window_changed.emit(float(shown[0]), float(shown[1]))
 
-    def set_overlay(self, heatmap: np.ndarray | None) -> None:
-        """Show a (rows, columns) map in [0, 1] over the image; ``None`` hides it."""
-        if heatmap is None:
+    def set_overlay(self, grid: np.ndarray | None) -> None:
+        """Show a uint8 map grid (``overlay_grid``) stretched over the whole image; ``None``
+        hides it."""
+        if grid is None or self.radiograph is None:
             self.overlay_item.setVisible(False)
             return
-        self.overlay_item.setImage(np.ascontiguousarray(heatmap, dtype=np.float32),
-                                   levels=(0.0, 1.0), autoLevels=False)
+        self.overlay_item.setImage(grid, levels=(0, 255), autoLevels=False)
+        self.overlay_item.setRect(QRectF(0, 0, self.radiograph.columns, self.radiograph.rows))
         self.overlay_item.setVisible(True)
 
     def set_overlay_style(self, opacity: float, colormap: str) -> None:
@@ -136,13 +168,15 @@ class ImageCanvas(QWidget):
         width = self.view_box.width()
         return float(self.view_box.viewRect().width() / width) if width > 0 else 1.0
 
-    def _render(self) -> None:
+    def _render(self, display: np.ndarray | None = None) -> None:
         if self.radiograph is None:
             return
-        image = to_display(self.radiograph, self.window)
+        image = to_display(self.radiograph, self.window) if display is None else display
         if self.inverted:
             image = np.ascontiguousarray(255 - image)
-        self.image_item.setImage(image, levels=(0, 255), autoLevels=False)
+        # uint8 with no levels goes to Qt as Grayscale8 as is (levels would make pyqtgraph
+        # build a colour table, and Qt convert the whole image on every paint).
+        self.image_item.setImage(image, levels=None, autoLevels=False)
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         if self.radiograph is None:

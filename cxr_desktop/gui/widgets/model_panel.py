@@ -1,5 +1,7 @@
 """The Viewer's Model page: pick a run, see its class probabilities, the scope warning and
-the CAM overlay. Prediction and CAM run in workers; the newest request wins."""
+the CAM overlay, and whether the CAM peak falls inside the image's annotations. Prediction
+and CAM run in workers, which also shrink the map to the small grid the canvas stretches
+over the image (no full-resolution work on the GUI thread); the newest request wins."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import html
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -22,10 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cxr_desktop.core.annotations.editing import AnnotationDocument
 from cxr_desktop.core.infer.cam import CAM_METHODS, CamExplainer, CamResult
 from cxr_desktop.core.infer.predictor import Prediction, Predictor
 from cxr_desktop.core.io import Radiograph
-from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
+from cxr_desktop.gui.widgets.cam_peak import peak_verdict
+from cxr_desktop.gui.widgets.image_canvas import ImageCanvas, overlay_grid
 from cxr_desktop.gui.widgets.run_history import list_runs
 from cxr_desktop.gui.workers import TaskRunner
 
@@ -37,15 +42,22 @@ NO_MODEL = ("No model loaded: pick a run above and press Use run (runs appear he
 WARNING_STYLE = "background:#fff3cd; color:#664d03; padding:6px; border:1px solid #ffe69c;"
 
 
+#: A CAM and the uint8 grid of it that the canvas shows.
+ShownCam = tuple[CamResult, np.ndarray]
+
+
 def _predict_and_explain(predictor: Predictor, explainer: CamExplainer, radiograph: Radiograph,
-                         cam: dict | None) -> tuple[Prediction, CamResult | None]:
+                         cam: dict | None) -> tuple[Prediction, ShownCam | None]:
     prediction = predictor.predict(radiograph)
-    result = explainer.explain(radiograph, prediction=prediction, **cam) if cam else None
-    return prediction, result
+    if not cam:
+        return prediction, None
+    result = explainer.explain(radiograph, prediction=prediction, **cam)
+    return prediction, (result, overlay_grid(result.map))
 
 
-def _explain(explainer: CamExplainer, radiograph: Radiograph, cam: dict) -> CamResult:
-    return explainer.explain(radiograph, **cam)
+def _explain(explainer: CamExplainer, radiograph: Radiograph, cam: dict) -> ShownCam:
+    result = explainer.explain(radiograph, **cam)
+    return result, overlay_grid(result.map)
 
 
 class ModelPanel(QWidget):
@@ -59,6 +71,7 @@ class ModelPanel(QWidget):
         self.explainer: CamExplainer | None = None
         self.prediction: Prediction | None = None
         self.cam_result: CamResult | None = None
+        self.document: AnnotationDocument | None = None
         self.run_choice = QComboBox()
         # Run names are long: they must not widen the panel (the image needs the room).
         self.run_choice.setSizeAdjustPolicy(
@@ -99,6 +112,11 @@ class ModelPanel(QWidget):
         self.opacity.setValue(45)
         self.colormap = QComboBox()
         self.colormap.addItems(COLORMAPS)
+        self.peak = QLabel("")
+        self.peak.setWordWrap(True)
+        self.peak.setToolTip("The pointing game of the Evaluate page on this image: is the "
+                             "CAM's peak inside the bounding box of an annotation?")
+        self.peak.setVisible(False)
         cam_form = QFormLayout()
         cam_form.addRow(self.show_cam)
         cam_form.addRow("Method:", self.method)
@@ -117,6 +135,7 @@ class ModelPanel(QWidget):
         layout.addWidget(self.verdict)
         layout.addWidget(self.bars)
         layout.addLayout(cam_form)
+        layout.addWidget(self.peak)
         layout.addStretch(1)
         refresh.clicked.connect(self.refresh_runs)
         load_run.clicked.connect(self._use_selected_run)
@@ -214,7 +233,7 @@ class ModelPanel(QWidget):
                             failed=self._on_failed)
 
     def _on_predicted(self, radiograph: Radiograph, predictor: Predictor,
-                      result: tuple[Prediction, CamResult | None]) -> None:
+                      result: tuple[Prediction, ShownCam | None]) -> None:
         if radiograph is not self.canvas.radiograph or predictor is not self.predictor:
             return  # for an image or a model no longer shown
         self.prediction, cam = result
@@ -232,27 +251,48 @@ class ModelPanel(QWidget):
         self._runner.submit("viewer.cam", _explain, self.explainer, radiograph, request,
                             done=partial(self._offer_cam, radiograph), failed=self._on_failed)
 
-    def _offer_cam(self, radiograph: Radiograph, cam: CamResult | None) -> None:
-        """Show ``cam`` (computed for ``radiograph``) only if it answers what the panel asks
+    def _offer_cam(self, radiograph: Radiograph, shown: ShownCam | None) -> None:
+        """Show a CAM (computed for ``radiograph``) only if it answers what the panel asks
         now: the prediction and the CAM channels finish in any order."""
         if radiograph is not self.canvas.radiograph:
             return
         request = self.cam_request()
+        cam = shown[0] if shown is not None else None
         if request is None:
             self._show_cam(None)
         elif cam is not None and cam.method == request["method"] \
                 and request["layer"] in (None, cam.layer) \
                 and request["target_class"] in (None, cam.target_class):
-            self._show_cam(cam)
+            self._show_cam(shown)
 
-    def _show_cam(self, cam: CamResult | None) -> None:
+    def _show_cam(self, shown: ShownCam | None) -> None:
+        cam, grid = shown if shown is not None else (None, None)
         self.cam_result = cam
-        self.canvas.set_overlay(None if cam is None else cam.map)
+        self.canvas.set_overlay(grid)
+        verdict = self.refresh_peak()
         if cam is not None:
             peak = f", peak at x {cam.peak[0]}, y {cam.peak[1]}" if cam.peak else ""
             self.status_message.emit(f"{CAM_LABELS.get(cam.method, cam.method)} for "
                                      f"{cam.target_class} at {cam.layer} in {cam.ms:.0f} ms"
-                                     f"{peak}")
+                                     f"{peak}" + (f": {verdict}" if verdict else ""))
+
+    # The CAM peak against the annotations ------------------------------------------------
+    def follow_shapes(self, document: AnnotationDocument) -> None:
+        """Compare the CAM peak with ``document``'s shapes, again whenever they change."""
+        self.document = document
+        document.subscribe(self.refresh_peak)
+
+    def refresh_peak(self) -> str | None:
+        """Say where the shown CAM's peak falls against the shapes; the sentence or None."""
+        cam = self.cam_result
+        verdict = None
+        if cam is not None and self.document is not None:
+            # The peak pixel's centre, as the Evaluate page's pointing game places it.
+            centre = None if cam.peak is None else (cam.peak[0] + 0.5, cam.peak[1] + 0.5)
+            verdict = peak_verdict(centre, self.document.shapes, cam.target_class)
+        self.peak.setText(verdict or "")
+        self.peak.setVisible(bool(verdict))
+        return verdict
 
     def clear_prediction(self) -> None:
         """No image: no bars, no verdict, no warning, no overlay."""
