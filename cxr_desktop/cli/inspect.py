@@ -44,7 +44,11 @@ def _progress(done: int, total: int) -> None:
 
 def report_dict(spec: DatasetSpec, problems: list[Problem], stats: dict[str, Any],
                 checked: bool) -> dict[str, Any]:
-    summary = spec.summary()
+    """The report; once checked, split counts are of the images that could be read (as
+    training uses them), with the unreadable ones counted apart."""
+    from cxr_desktop.core.data.checks import unreadable_paths
+
+    summary = spec.summary(unreadable_paths(problems))
     mapping = spec.source.get("mapping") or {}
     return {
         "dataset": spec.source.get("path", str(spec.root)),
@@ -55,6 +59,7 @@ def report_dict(spec: DatasetSpec, problems: list[Problem], stats: dict[str, Any
         "classes": spec.classes,
         "positive_class": spec.positive_class,
         "images": summary["images"],
+        "unreadable": summary.get("unreadable", 0),
         "splits": summary["splits"],
         "annotations": spec.annotation_counts(),
         "notes": list(spec.notes),
@@ -67,12 +72,14 @@ def report_dict(spec: DatasetSpec, problems: list[Problem], stats: dict[str, Any
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"Dataset {report['dataset']}")
-    print(f"  format {report['format']}, task {report['task']}, {report['images']} images, "
-          f"classes: {', '.join(report['classes'])}"
+    bad = f" (+{report['unreadable']} unreadable)" if report["unreadable"] else ""
+    print(f"  format {report['format']}, task {report['task']}, {report['images']} images{bad}"
+          f", classes: {', '.join(report['classes'])}"
           + (f" (positive: {report['positive_class']})" if report["positive_class"] else ""))
     for split, entry in report["splits"].items():
         counts = ", ".join(f"{name} {n}" for name, n in entry["per_class"].items())
-        print(f"  {split:<6}{entry['images']:>8} images  {counts}")
+        bad = f" (+{entry['unreadable']} unreadable)" if entry.get("unreadable") else ""
+        print(f"  {split:<6}{entry['images']:>8} images  {counts}{bad}")
     shapes = report["annotations"]
     if shapes["shapes"]:
         print(f"  annotations: {shapes['shapes']} shapes on {shapes['images']} images")

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from public_layouts import make_rsna
 
 from cxr_desktop.core.data import DatasetSpec, open_dataset
+from cxr_desktop.core.data.checks import unreadable_paths
 from cxr_desktop.core.data.demo import make_demo_dataset
 from cxr_desktop.core.train.augment import preview
 from cxr_desktop.core.train.config import AugmentSettings
@@ -85,7 +86,9 @@ def test_demo_button_fills_summary_chart_and_problems(tab, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
     spec = tab.spec
     assert tab.mapping_dialog is None  # a known layout opens directly
-    summary = spec.summary()
+    # once checked, the counts are of the readable images (the planted broken one is not)
+    summary = spec.summary(unreadable_paths(tab.problems))
+    assert summary["unreadable"] == 1
     tree = {}
     for i in range(tab.summary.topLevelItemCount()):
         node = tab.summary.topLevelItem(i)
@@ -95,6 +98,10 @@ def test_demo_button_fills_summary_chart_and_problems(tab, qtbot, monkeypatch):
     assert list(tree) == ["train", "val", "test"]
     for split, info in summary["splits"].items():
         assert tree[split] == (info["images"], info["per_class"])
+    bad = next(s for s, info in summary["splits"].items() if info["unreadable"])
+    row = next(tab.summary.topLevelItem(i) for i in range(3)
+               if tab.summary.topLevelItem(i).text(0) == bad)
+    assert row.text(2) == "+1 unreadable"
     # One bar item per class, its heights the counts of that class in each split.
     assert len(tab.chart.bars) == len(spec.classes)
     for bar, name in zip(tab.chart.bars, spec.classes, strict=True):
@@ -255,7 +262,9 @@ def test_mapping_dialog_previews_and_opens_a_generic_csv(tab, qtbot, generic_csv
         assert number % 3 != 0  # filtered to PA
     assert "20 images" in dialog.status.text() and "binary" in dialog.status.text()
     # One note alone is rich text too (its bullet an entity, never shown as "&bull;").
-    assert dialog.notes.text() == "&bull; filter view == PA left out 10 of 30 rows (view AP 10)"
+    assert dialog.notes.text().startswith(
+        "&bull; filter view == PA left out 10 of 30 rows (view AP 10)<br>&bull; the 20 images "
+        "have no split: drawn into train")
     assert dialog.notes.textFormat() == Qt.TextFormat.RichText
 
     form.filters_edit.setPlainText("nosuch == 1")
@@ -396,3 +405,33 @@ def test_a_file_that_is_no_dataset_gives_one_line(tab, qtbot, tmp_path):
     qtbot.waitUntil(lambda: any("not a dataset" in m for m in messages), timeout=TIMEOUT)
     assert tab.spec is None and tab.mapping_dialog is None
     assert str(picture) in messages[-1] and "\n" not in messages[-1]
+
+
+def test_keeping_train_whole_and_opening_the_images_without_a_class(tab, qtbot, tmp_path):
+    """The seeds' folders: train/ and val/ by class, two loose images in test/."""
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 12), ("val", 4)):
+        for cls in ("abd", "chst"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for index in range(count):
+                Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+                    folder / f"{index}.png")
+    (tmp_path / "test").mkdir()
+    for index in range(2):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+            tmp_path / "test" / f"loose{index}.png")
+    spec = open_and_wait(qtbot, tab, tmp_path)
+    moved = spec.summary()["splits"]["test"]["images"]
+    assert moved > 0 and "no test split" in tab.notes.text()
+    assert tab.summary_pane.unlabelled_button.isVisible()
+    assert tab.summary_pane.unlabelled_button.text().startswith("Open the 2 image(s)")
+    with qtbot.waitSignal(tab.open_image_requested) as opened:
+        qtbot.mouseClick(tab.summary_pane.unlabelled_button, Qt.MouseButton.LeftButton)
+    assert opened.args == [str(tab.spec.root / "test" / "loose0.png")]
+    tab.report = None
+    tab.hold_out.setChecked(False)  # the dataset opens again without a test split
+    qtbot.waitUntil(lambda: tab.report is not None and idle(tab), timeout=TIMEOUT)
+    splits = tab.spec.summary()["splits"]
+    assert splits["train"]["images"] == 24 and splits["test"]["images"] == 0
+    assert "no test split" not in tab.notes.text()

@@ -45,6 +45,12 @@ class CheckReport:
     stopped: bool = False
 
 
+def unreadable_paths(problems: Iterable[Problem]) -> set[str]:
+    """Item paths the checks could not read (missing or unreadable): the images training
+    leaves out."""
+    return {path for p in problems if p.kind in ("unreadable", "missing") for path in p.paths}
+
+
 def run_checks(spec: DatasetSpec, progress: Callable[[int, int], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                workers: int | None = None) -> list[Problem]:

@@ -81,6 +81,7 @@ def open_dataset(path: str | Path, *, format: str = "auto", seed: int = 0,
                            f"cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise DatasetError(path, str(exc)) from None
+    spec.notes += splits["made"]
     spec.source = {
         "format": fmt,
         "path": str(path.resolve()),
@@ -92,9 +93,11 @@ def open_dataset(path: str | Path, *, format: str = "auto", seed: int = 0,
     return spec
 
 
-def reopen(spec: DatasetSpec) -> DatasetSpec:
-    """Import ``spec``'s source again with the same options (to pick up changed files)."""
+def reopen(spec: DatasetSpec, **changes: Any) -> DatasetSpec:
+    """Import ``spec``'s source again with the same options (to pick up changed files), or
+    with some changed (``test_fraction=0``)."""
     source = spec.source
     if "format" not in source or "path" not in source:
         raise DatasetError(spec.root, "this dataset does not record where it came from")
-    return open_dataset(source["path"], format=source["format"], **source.get("options", {}))
+    options = {**source.get("options", {}), **changes}
+    return open_dataset(source["path"], format=source["format"], **options)

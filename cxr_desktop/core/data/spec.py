@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,22 +197,32 @@ class DatasetSpec:
                     out[row, column] = uncertain if value == UNCERTAIN else value
         return out
 
-    def summary(self) -> dict[str, Any]:
-        """Images and class counts per split (multilabel: positives per class)."""
+    def summary(self, unreadable: Collection[str] = ()) -> dict[str, Any]:
+        """Images and class counts per split (multilabel: positives per class).
+
+        ``unreadable`` (item paths the checks could not read) are left out of the counts and
+        counted apart per split, so the counts are those of the images training can use.
+        """
         targets = self.targets()
         splits = np.array([item.split for item in self.items], dtype=object)
+        bad = np.array([item.path in unreadable for item in self.items], dtype=bool) \
+            if unreadable else np.zeros(len(self.items), dtype=bool)
         out: dict[str, Any] = {
             "task": self.task,
             "classes": list(self.classes),
             "positive_class": self.positive_class,
-            "images": len(self.items),
+            "images": int((~bad).sum()),
             "splits": {},
         }
+        if bad.any():
+            out["unreadable"] = int(bad.sum())
         extra = sorted(set(splits) - set(SPLITS), key=split_order)
         for split in (*SPLITS, *extra):
-            mask = splits == split
-            per_class = self._class_counts(targets[mask])
-            out["splits"][split] = {"images": int(mask.sum()), "per_class": per_class}
+            mask = (splits == split) & ~bad
+            entry = {"images": int(mask.sum()), "per_class": self._class_counts(targets[mask])}
+            if bad.any():
+                entry["unreadable"] = int(((splits == split) & bad).sum())
+            out["splits"][split] = entry
         return out
 
     def annotation_counts(self) -> dict[str, int]:

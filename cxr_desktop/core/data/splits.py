@@ -89,6 +89,8 @@ def assign_splits(spec: DatasetSpec, *, val_fraction: float = 0.1, test_fraction
     for item in items:
         if not item.split and item.patient in patient_split:
             item.split = patient_split[item.patient]
+    how = "by patient, stratified by class" if any(item.patient for item in items) \
+        else "stratified by class"
     pool = np.array([i for i, item in enumerate(items) if not item.split], dtype=np.int64)
     if len(pool):
         test = take_groups(pool, keys, groups, test_fraction, seed)
@@ -99,7 +101,10 @@ def assign_splits(spec: DatasetSpec, *, val_fraction: float = 0.1, test_fraction
         for split, chosen in (("test", test), ("val", val)):
             for i in chosen:
                 items[i].split = split
-        made.append(f"{len(pool)} images drawn into train/val/test")
+        what = f"the {len(pool)} images have no split" if len(pool) == len(items) \
+            else f"{len(pool)} images have no split"
+        made.append(f"{what}: drawn into train {len(pool) - len(test) - len(val)}, val "
+                    f"{len(val)}, test {len(test)} ({how}, seed {seed})")
     for split, fraction in (("test", test_fraction), ("val", val_fraction)):
         train = np.array([i for i, item in enumerate(items) if item.split == "train"],
                          dtype=np.int64)
@@ -108,6 +113,9 @@ def assign_splits(spec: DatasetSpec, *, val_fraction: float = 0.1, test_fraction
             chosen = take_groups(train, keys, groups, share, seed)
             for i in chosen:
                 items[i].split = split
-            made.append(f"{split} drawn from train ({len(chosen)} images)")
+            keep = f"; --{split} 0 keeps train whole" if split == "test" else ""
+            made.append(f"the data has no {split} split: {len(chosen)} of its "
+                        f"{len(train)} training images were moved into one ({how}, seed "
+                        f"{seed}){keep}")
     return {"given": given, "made": made, "seed": seed,
             "val_fraction": val_fraction, "test_fraction": test_fraction}

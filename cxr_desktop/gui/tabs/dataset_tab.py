@@ -9,7 +9,6 @@ thumbnails run in workers; the checks report progress and can be cancelled.
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -18,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -26,16 +26,20 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from cxr_desktop.core.data import CheckReport, check_dataset, detect_format, open_dataset
+from cxr_desktop.core.data import (
+    CheckReport,
+    check_dataset,
+    detect_format,
+    open_dataset,
+    reopen,
+)
+from cxr_desktop.core.data.checks import unreadable_paths
 from cxr_desktop.core.data.demo import make_demo_dataset
 from cxr_desktop.core.data.importers import folder_table, unwrap
 from cxr_desktop.core.data.spec import DatasetSpec, Problem
@@ -44,7 +48,7 @@ from cxr_desktop.core.paths import demo_dir
 from cxr_desktop.gui.dialogs.csv_mapping import CsvMappingDialog
 from cxr_desktop.gui.drops import accept_file_drag, dropped_path
 from cxr_desktop.gui.widgets.augment_preview import AugmentPreview
-from cxr_desktop.gui.widgets.balance_chart import BalanceChart
+from cxr_desktop.gui.widgets.dataset_summary import DatasetSummary
 from cxr_desktop.gui.widgets.thumbnail_grid import ThumbnailGrid
 from cxr_desktop.gui.workers import TaskRunner
 
@@ -55,11 +59,14 @@ TABLE_FILTER = "Label tables and saved specs (*.csv *.tsv *.txt *.json);;All fil
 PROBLEM_PATHS_SHOWN = 2
 
 
-def _demo_dataset() -> DatasetSpec:
+TEST_FRACTION = 0.1
+
+
+def _demo_dataset(test_fraction: float) -> DatasetSpec:
     root = demo_dir()
     if not (root / "train.csv").exists():
         make_demo_dataset(root)
-    return open_dataset(root)
+    return open_dataset(root, test_fraction=test_fraction)
 
 
 def _checks(spec: DatasetSpec, cancel: threading.Event,
@@ -76,21 +83,12 @@ def problem_text(problem: Problem) -> str:
     return f"{problem.kind.replace('_', ' ')}: {paths}\n{problem.detail}"
 
 
-def notes_text(spec: DatasetSpec) -> str:
-    """The annotations (``N shapes on M images``) and what the import assumed (rich text)."""
-    counts = spec.annotation_counts()
-    lines = [f"<b>{counts['shapes']} shapes on {counts['images']} images</b>"] \
-        if counts["shapes"] else []
-    lines += [f"&bull; {html.escape(note)}" for note in spec.notes]
-    return "<br>".join(lines)
-
-
-def _open_or_find_table(path: Path) -> DatasetSpec | Path:
+def _open_or_find_table(path: Path, test_fraction: float) -> DatasetSpec | Path:
     """The dataset at ``path``, or the label table whose columns the mapping dialog asks
     for (one of no known layout, or one a preset recognises, offered to accept)."""
     if detect_format(path) == "csv":
         return folder_table(unwrap(path)) if path.is_dir() else path
-    return open_dataset(str(path))
+    return open_dataset(str(path), test_fraction=test_fraction)
 
 
 class DatasetTab(QWidget):
@@ -119,6 +117,10 @@ class DatasetTab(QWidget):
         open_table.setToolTip("A label CSV (NIH, CheXpert, Object-CXR or any other, mapped "
                               "in a dialog) or a saved dataset spec (.json)")
         self.demo_button = QPushButton("Try the demo dataset")
+        self.hold_out = QCheckBox("Hold out a test split when the data has none")
+        self.hold_out.setChecked(True)
+        self.hold_out.setToolTip("Unticked, a dataset without a test split keeps all its "
+                                 "training images (as --test 0 on the command line)")
         self.path_label = QLabel("")
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
@@ -127,7 +129,8 @@ class DatasetTab(QWidget):
         self.cancel_button = QPushButton("Cancel checks")
         self.cancel_button.setVisible(False)
         top = QHBoxLayout()
-        for widget in (open_folder, open_table, self.demo_button, self.path_label):
+        for widget in (open_folder, open_table, self.demo_button, self.hold_out,
+                       self.path_label):
             top.addWidget(widget)
         top.addStretch(1)
         top.addWidget(self.progress)
@@ -137,25 +140,10 @@ class DatasetTab(QWidget):
         self.banner.setFrameShape(QFrame.Shape.StyledPanel)
         self.banner.setMargin(12)
 
-        self.summary = QTreeWidget()
-        self.summary.setHeaderLabels(["Split / class", "Images", "Share"])
-        self.summary.setRootIsDecorated(False)
-        self.notes = QLabel("")
-        self.notes.setWordWrap(True)
-        self.notes.setTextFormat(Qt.TextFormat.RichText)  # one note alone is rich text too
-        self.notes.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.notes.setMargin(4)
-        self.notes_area = QScrollArea()
-        self.notes_area.setWidgetResizable(True)
-        self.notes_area.setWidget(self.notes)
-        self.notes_area.setVisible(False)
-        self.chart = BalanceChart()
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.summary)
-        left.addWidget(self.notes_area)
-        left.addWidget(self.chart)
-        left.setSizes([180, 200, 260])
+        self.summary_pane = DatasetSummary()
+        self.summary, self.notes, self.notes_area, self.chart = (
+            self.summary_pane.tree, self.summary_pane.notes, self.summary_pane.notes_area,
+            self.summary_pane.chart)
 
         self.thumbnails = ThumbnailGrid(runner)
         self.problem_list = QListWidget()
@@ -174,7 +162,7 @@ class DatasetTab(QWidget):
         self.side_tabs.addTab(self.augment, "Augmentation preview")
 
         body = QSplitter()
-        body.addWidget(left)
+        body.addWidget(self.summary_pane)
         body.addWidget(self.thumbnails)
         body.addWidget(self.side_tabs)
         for index, share in enumerate((2, 5, 3)):  # a narrow window narrows all three
@@ -188,6 +176,8 @@ class DatasetTab(QWidget):
         open_folder.clicked.connect(self.choose_dataset)
         open_table.clicked.connect(self.choose_table)
         self.demo_button.clicked.connect(self.open_demo)
+        self.hold_out.toggled.connect(self._on_hold_out_toggled)
+        self.summary_pane.open_image_requested.connect(self.open_image_requested)
         self.cancel_button.clicked.connect(self.cancel_checks)
         self.problem_list.itemClicked.connect(self._on_problem_clicked)
         self.thumbnails.image_activated.connect(self.open_image_requested)
@@ -210,7 +200,20 @@ class DatasetTab(QWidget):
         a CSV of no known layout first asks for its columns."""
         self.status_message.emit(f"Reading {path}...")
         self._runner.submit("dataset.open", _open_or_find_table, Path(path),
-                            done=self._on_opened_or_table, failed=self._on_failed)
+                            self.test_fraction(), done=self._on_opened_or_table,
+                            failed=self._on_failed)
+
+    def test_fraction(self) -> float:
+        return TEST_FRACTION if self.hold_out.isChecked() else 0.0
+
+    @Slot(bool)
+    def _on_hold_out_toggled(self, _checked: bool) -> None:
+        """Open the dataset again with or without a test split drawn from train."""
+        if self.spec is None or "path" not in self.spec.source:
+            return
+        self.status_message.emit(f"Reading {self.spec.source['path']}...")
+        task = partial(reopen, self.spec, test_fraction=self.test_fraction())
+        self._runner.submit("dataset.open", task, done=self._on_opened, failed=self._on_failed)
 
     @Slot(object)
     def _on_opened_or_table(self, result: DatasetSpec | Path) -> None:
@@ -239,12 +242,13 @@ class DatasetTab(QWidget):
             return
         mapping = dialog.mapping()
         self.status_message.emit(f"Reading {dialog.path}...")
-        task = partial(open_dataset, str(dialog.path), format="csv", mapping=mapping)
+        task = partial(open_dataset, str(dialog.path), format="csv", mapping=mapping,
+                       test_fraction=self.test_fraction())
         self._runner.submit("dataset.open", task, done=self._on_opened, failed=self._on_failed)
 
     def open_demo(self) -> None:
         self.status_message.emit("Preparing the demo dataset...")
-        self._runner.submit("dataset.open", _demo_dataset,
+        self._runner.submit("dataset.open", _demo_dataset, self.test_fraction(),
                             done=self._on_opened, failed=self._on_failed)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -260,7 +264,7 @@ class DatasetTab(QWidget):
         self.spec = spec
         self.banner.setVisible(False)
         self.path_label.setText(str(spec.source.get("path") or spec.root))
-        self._show_summary(spec)
+        self.summary_pane.show_spec(spec)
         self.thumbnails.set_dataset(spec)
         self.dataset_opened.emit(spec)
         self.status_message.emit(f"Opened {spec.root.name}: {len(spec.items)} images, "
@@ -270,26 +274,6 @@ class DatasetTab(QWidget):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.status_message.emit(message)
-
-    def _show_summary(self, spec: DatasetSpec) -> None:
-        summary = spec.summary()
-        self.summary.clear()
-        for split, info in summary["splits"].items():
-            node = QTreeWidgetItem([split, str(info["images"]), ""])
-            font = node.font(0)
-            font.setBold(True)
-            node.setFont(0, font)
-            node.setFont(1, font)
-            for name, count in info["per_class"].items():
-                share = f"{100 * count / info['images']:.0f} %" if info["images"] else "-"
-                node.addChild(QTreeWidgetItem(["    " + name, str(count), share]))
-            self.summary.addTopLevelItem(node)
-            node.setExpanded(True)
-        for column in range(3):
-            self.summary.resizeColumnToContents(column)
-        self.notes.setText(notes_text(spec))
-        self.notes_area.setVisible(bool(self.notes.text()))
-        self.chart.show_counts(summary["splits"], spec.classes)
 
     # Checks ------------------------------------------------------------------------------
     def _start_checks(self, spec: DatasetSpec) -> None:
@@ -337,6 +321,8 @@ class DatasetTab(QWidget):
         self._end_checks()
         self.report = report
         self.problems = list(report.problems)
+        if self.spec is not None:
+            self.summary_pane.show_spec(self.spec, unreadable_paths(self.problems))
         count = len(self.problems)
         text = f"<b>{count} problem{'s' if count != 1 else ''}</b> in {report.checked} images"
         if report.stopped:

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -38,6 +37,7 @@ from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
 from cxr_desktop.gui.dialogs.preferences import load_preferences
 from cxr_desktop.gui.engine_worker import EngineRunner
 from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
+from cxr_desktop.gui.widgets.labelled_progress import LabelledProgress
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.widgets.run_history import RunHistory
 from cxr_desktop.gui.workers import TaskRunner
@@ -124,10 +124,9 @@ class TrainingTab(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button, self.lr_button):
             buttons.addWidget(button)
-        self.progress = QProgressBar()
+        self.progress = LabelledProgress()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         settings_box = QGroupBox("Run")

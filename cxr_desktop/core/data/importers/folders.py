@@ -93,6 +93,7 @@ def import_folders(
         raise DatasetError(path, f"patient pattern {patient_regex!r} is not valid: {exc}") \
             from None
     problems: list[Problem] = []
+    notes: list[str] = []
     groups: list[tuple[str, str, str]] = []  # (split, class folder, folder prefix)
     subs = _subfolders(root)
     split_dirs = [s for s in subs if split_of_name(s)]
@@ -104,6 +105,9 @@ def import_folders(
             if loose:
                 problems.append(Problem("unlabelled", [f"{name}/{f}" for f in loose],
                                         f"images directly in {name}/, outside a class folder"))
+                notes.append(f"{name}/ holds {len(loose)} image(s) without a class, left out "
+                             f"of the splits: predict on them with `cxr-desktop predict RUN "
+                             f"{root / name}`")
         ignored = [s for s in subs if not split_of_name(s)]
         if ignored:
             problems.append(Problem("ignored", [s for s in ignored],
@@ -139,4 +143,4 @@ def import_folders(
     task, classes, positive = single_label_classes({it.labels for it in items},
                                                    positive_class, path)
     return DatasetSpec(root=root, task=task, classes=classes, positive_class=positive,
-                       items=items, problems=problems)
+                       items=items, problems=problems, notes=notes)
