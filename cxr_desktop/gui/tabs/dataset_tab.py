@@ -43,6 +43,8 @@ from cxr_desktop.core.data.checks import unreadable_paths
 from cxr_desktop.core.data.demo import make_demo_dataset
 from cxr_desktop.core.data.importers import folder_table, unwrap
 from cxr_desktop.core.data.spec import DatasetSpec, Problem
+from cxr_desktop.core.dicom_out.deid_dataset import DeidOptions
+from cxr_desktop.core.dicom_out.deidentify import DeidReport, deidentify
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.paths import demo_dir
 from cxr_desktop.gui.dialogs.csv_mapping import CsvMappingDialog
@@ -133,6 +135,13 @@ class DatasetTab(QWidget):
                        self.path_label):
             top.addWidget(widget)
         top.addStretch(1)
+        self.deidentify_button = QPushButton("De-identify a copy...")
+        self.deidentify_button.setToolTip(
+            "Copy the dataset's DICOM files into a new or empty folder with names, IDs, "
+            "dates, institution and private tags removed or replaced (DICOM Basic Profile), "
+            "class folders kept, pixels untouched")
+        self.deidentify_button.clicked.connect(self.choose_deidentify_destination)
+        top.addWidget(self.deidentify_button)
         top.addWidget(self.progress)
         top.addWidget(self.cancel_button)
         self.banner = QLabel(DEMO_TEXT)
@@ -351,6 +360,40 @@ class DatasetTab(QWidget):
         if self.side_tabs.widget(index) is self.augment and self.augment.source is None \
                 and self.thumbnails.list.count() and self.thumbnails.list.currentItem() is None:
             self.thumbnails.list.setCurrentRow(0)
+
+    # De-identified copy -------------------------------------------------------------------
+    def choose_deidentify_destination(self) -> None:
+        if self.spec is None:
+            self.status_message.emit("Open a dataset first: its DICOM files are what is copied")
+            return
+        path = QFileDialog.getExistingDirectory(self, "De-identified copy: a new or empty "
+                                                "folder outside the dataset")
+        if path:
+            self.deidentify_copy(path)
+
+    def deidentify_copy(self, destination: str | Path) -> None:
+        """Write a de-identified copy of the open dataset's DICOM files (class folders
+        kept) into ``destination``, in a worker; the outcome is a status message."""
+        if self.spec is None:
+            return
+        self.status_message.emit(f"De-identifying a copy into {destination}...")
+        self._runner.submit("dataset.deidentify", deidentify, self.spec.root, Path(destination),
+                            DeidOptions(keep_folders=True), done=self._on_deidentified,
+                            failed=self._on_failed)
+
+    @Slot(object)
+    def _on_deidentified(self, report: DeidReport) -> None:
+        if not report.written:
+            self.status_message.emit("No DICOM file in the dataset to de-identify "
+                                     f"({len(report.skipped)} other files left out)")
+            return
+        warnings = len(report.warnings)
+        text = (f"De-identified copy in {report.destination}: {len(report.written)} files "
+                f"written, {len(report.skipped)} left out, {warnings} "
+                f"warning{'' if warnings == 1 else 's'}")
+        if warnings:
+            text += " (burned-in annotation YES or not stated: look at those images first)"
+        self.status_message.emit(text)
 
     def shutdown(self) -> None:
         self._cancel.set()
