@@ -229,7 +229,7 @@ def test_keep_descriptions_cleans_them(source, tmp_path):
     assert _leaks(report.destination, _identifiers(source)) == []
 
 
-def test_keep_folders_renames_only_identifying_folders(tmp_path, testdata):
+def test_keep_folders_renames_only_identifying_folders(tmp_path, testdata, monkeypatch):
     ds = pydicom.dcmread(testdata("CT_small.dcm"))
     src = tmp_path / "dataset"
     sop_uids = []
@@ -239,7 +239,8 @@ def test_keep_folders_renames_only_identifying_folders(tmp_path, testdata):
         sop_uids.append(ds.SOPInstanceUID)
         ds.save_as(src / name / f"{ds.SOPInstanceUID}.dcm")
     shutil.copy(next((src / "NORMAL").iterdir()), src / "NORMAL" / "again.dcm")
-    report = deidentify(src, tmp_path / "copy", DeidOptions(keep_folders=True))
+    monkeypatch.chdir(tmp_path)  # a relative SRC, as typed on the command line
+    report = deidentify("dataset", "copy", DeidOptions(keep_folders=True))
     folders = sorted(p.parent.name for p in report.written)
     assert folders[-2:] == ["ANON-0001", "NORMAL"] and len(folders) == 3
     assert ds.StudyInstanceUID not in folders and folders[0].startswith("2.25.")

@@ -269,7 +269,7 @@ def deidentify(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     if key_path is not None:
         _check_key(key_path, dst_path, src_root)
     report = DeidReport(dst_path)
-    files = _sources(src_path, listing, report)
+    files = _sources(src_root if src_path.is_dir() else src_path, listing, report)
     dst_path.mkdir(parents=True, exist_ok=True)
 
     pseudonymizer = Pseudonymizer(options)
