@@ -8,6 +8,7 @@ import sys
 
 from cxr_desktop.core.errors import ImageLoadError
 from cxr_desktop.core.io import load_image
+from cxr_desktop.core.io.fileset import expand_inputs
 
 KEYS = ("path", "format", "rows", "columns", "photometric", "bits_stored", "modality",
         "body_part", "view_position", "window", "frames", "error")
@@ -17,8 +18,11 @@ _TABLE = (("format", 6), ("rows", 5), ("columns", 7), ("photometric", 13), ("bit
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="describe radiograph files (DICOM, PNG, JPEG)",
-                                   description="Describe radiograph files. Exit status 1 when "
-                                   "any file could not be read; the others are still reported.")
+                                   description="Describe radiograph files: files, folders, or "
+                                   "a DICOMDIR (or a folder holding one), whose image records "
+                                   "are described and other records listed as skipped. Exit "
+                                   "status 1 when any file could not be read; the others are "
+                                   "still reported.")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per file")
     parser.add_argument("--show-phi", action="store_true",
@@ -45,6 +49,8 @@ def _table_row(record: dict[str, object]) -> str:
              for key, width in _TABLE]
     center, width = record["window"]  # type: ignore[misc]
     line = f"{record['path']}\n  " + " ".join(cells) + f" window {center:g}/{width:g}"
+    if record.get("group"):
+        line += f"\n  {record['group']}"
     for note in record.get("notes") or []:  # type: ignore[union-attr]
         line += f"\n  note: {note}"
     if record.get("phi"):
@@ -53,16 +59,27 @@ def _table_row(record: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    failed = 0
+    inputs = expand_inputs(args.files)
+    failed = len(inputs.unreadable)
     if not args.json:
         print("  " + " ".join(name.upper()[:width].ljust(width) for name, width in _TABLE))
-    for path in args.files:
-        record = describe_file(path, args.show_phi)
+    for message in inputs.skipped:
+        path, _, reason = message.partition(": ")
+        if args.json:
+            print(json.dumps({"path": path, "skipped": reason}), flush=True)
+        else:
+            print(f"{path}: SKIPPED {reason}", flush=True)
+    for message in inputs.unreadable:
+        print(f"cxr-desktop: {message}", file=sys.stderr)
+    for path in inputs.files:
+        record = describe_file(str(path), args.show_phi)
+        if path in inputs.groups:
+            record["group"] = inputs.groups[path]
         failed += record["error"] is not None
         if args.json:
             print(json.dumps(record), flush=True)
         else:
             print(_table_row(record), flush=True)
     if failed and not args.json:
-        print(f"{failed} of {len(args.files)} files could not be read", file=sys.stderr)
+        print(f"{failed} of {len(inputs.files)} files could not be read", file=sys.stderr)
     return 1 if failed else 0

@@ -111,8 +111,13 @@ def print_report(report: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cxr_desktop.core.data import check_dataset, open_dataset
+    from cxr_desktop.core.io.fileset import dicomdir_in, is_dicomdir
 
-    spec = open_dataset(Path(args.dataset), **dataset_options(args))
+    path = Path(args.dataset)
+    listing = path if is_dicomdir(path) else dicomdir_in(path) if path.is_dir() else None
+    if listing is not None:
+        return _fileset_report(listing, args.json)
+    spec = open_dataset(path, **dataset_options(args))
     if args.save_spec:
         try:
             spec.save(args.save_spec)
@@ -139,4 +144,34 @@ def run(args: argparse.Namespace) -> int:
         print_report(report)
         if args.save_spec:
             print(f"Spec saved to {args.save_spec}")
+    return 0
+
+
+def _fileset_report(listing: Path, as_json: bool) -> int:
+    """A DICOMDIR holds images but no labels: what it holds, and how to use it."""
+    from cxr_desktop.core.io.fileset import read_dicomdir
+
+    entries = read_dicomdir(listing)
+    images = [e for e in entries if not e.skipped]
+    groups = Counter(e.group for e in images)
+    series = {g.rsplit(" / ", 1)[0] for g in groups}
+    report = {
+        "dataset": str(listing), "format": "dicomdir", "images": len(images),
+        "patients": len({g.split(" / ")[0] for g in groups}),
+        "studies": len(series), "series": len(groups), "groups": dict(groups),
+        "skipped": [{"path": str(e.path), "reason": e.skipped} for e in entries
+                    if e.skipped],
+        "notes": ["a DICOM file-set holds images but no labels: predict on it "
+                  f"(`cxr-desktop predict RUN {listing}`), or list it in a label CSV to "
+                  "train on it"]}
+    if as_json:
+        print(json.dumps(report))
+        return 0
+    print(f"DICOM file-set {listing}: {report['images']} images in {report['patients']} "
+          f"patient(s), {report['studies']} study(ies), {report['series']} series")
+    for group, count in groups.items():
+        print(f"  {group}: {count} image(s)")
+    for entry in report["skipped"]:
+        print(f"  skipped {entry['path']}: {entry['reason']}")
+    print(f"  note: {report['notes'][0]}")
     return 0

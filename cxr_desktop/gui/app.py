@@ -28,6 +28,12 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
 def run_gui(demo: bool = False, open_paths: Sequence[str] = ()) -> int:
     import pyqtgraph as pg
 
+    from cxr_desktop.gui.platform_check import platform_problem
+
+    problem = platform_problem()
+    if problem:  # said before Qt aborts the process with a paragraph
+        print(f"cxr-desktop: {problem}", file=sys.stderr)
+        return 1
     apply_preferences()  # the saved folders, before anything reads one
     app = create_app()
     install_crash_handler(app)
