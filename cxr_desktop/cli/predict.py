@@ -4,7 +4,9 @@ MODEL is a run folder, a checkpoint, or a bare weights file with ``--arch`` and
 ``--classes``. Folders are walked for PNG, JPEG and DICOM files. Every file is processed
 even when some fail; the exit status is 1 when any did. Without ``--cam-out`` images are
 decoded at the smallest resolution that gives the model's input (see
-``cxr_desktop.core.io.reduced``); with it, in full, for the overlay PNGs.
+``cxr_desktop.core.io.reduced``); with it, in full, for the overlay PNGs. ``--dicom-out``
+(also in full) adds each DICOM input's results to its study as DICOM objects
+(``cxr_desktop.core.dicom_out``); a PNG or JPEG gets a note and none.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,13 +25,15 @@ import numpy as np
 from PIL import Image
 
 from cxr_desktop.core.atomic import atomic_write
-from cxr_desktop.core.data.importers.paths import walk_images
 from cxr_desktop.core.errors import CxrError, FileError
 from cxr_desktop.core.infer.methods import CAM_METHODS
 from cxr_desktop.core.io import load_image, to_display
+from cxr_desktop.core.io.fileset import expand_inputs
 
 if TYPE_CHECKING:
-    from cxr_desktop.core.infer import CamExplainer, Predictor
+    from cxr_desktop.core.dicom_out import ResultWriter, RunInfo
+    from cxr_desktop.core.infer import CamExplainer, CamResult, Prediction, Predictor
+    from cxr_desktop.core.io import Radiograph
 
 DEFAULT_COLORMAP = "jet"
 
@@ -78,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opacity", type=_opacity, default=0.4, help="overlay opacity (0-1)")
     parser.add_argument("--colormap", type=_colormap, default=DEFAULT_COLORMAP,
                         help="matplotlib colour map (default jet)")
+    parser.add_argument("--dicom-out", metavar="DIR",
+                        help="write each DICOM input's results here as DICOM in its study: an "
+                        "SR, the CAM as a Secondary Capture and its peak as a presentation "
+                        "state (new series; never the input's folder)")
     parser.add_argument("--json", action="store_true", help="one JSON line per file")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--which", choices=("best", "last"), default="best",
@@ -88,32 +95,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bare.add_argument("--task", choices=("binary", "multiclass", "multilabel"))
     bare.add_argument("--size", type=int, help="input size (default: the architecture's)")
     parser.set_defaults(func=run)
-
-
-def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """The files named, and the image files under the folders named, in order, each once
-    (by its resolved path: a file named and also in a folder named is listed the first
-    time); and one message per folder that could not be listed (its images are missing)."""
-    found: list[Path] = []
-    unreadable: list[str] = []
-    seen: set[str] = set()
-
-    def add(path: Path) -> None:
-        key = os.path.normcase(os.path.realpath(path))
-        if key not in seen:
-            seen.add(key)
-            found.append(path)
-
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            files, problems = walk_images(path)
-            for rel in files:
-                add(path / rel)
-            unreadable += [f"{path / p.paths[0]}: {p.detail}" for p in problems]
-        else:
-            add(path)
-    return found, unreadable
 
 
 def overlay_name(out_dir: Path, path: Path, method: str, used: set[str]) -> Path:
@@ -136,12 +117,14 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def process(path: Path, predictor: Predictor, explainer: CamExplainer | None,
-            args: argparse.Namespace, out_name: Path | None) -> dict[str, Any]:
+            args: argparse.Namespace, out_name: Path | None,
+            dicom: tuple[ResultWriter, RunInfo] | None = None) -> dict[str, Any]:
     """One file's JSON record; raises CxrError when the file or its CAM fails."""
     from cxr_desktop.core.io.reduced import ModelImage, load_image_for_model
 
     start = time.perf_counter()
-    if out_name is not None:
+    cam = None
+    if out_name is not None or dicom is not None:
         radiograph = load_image(path)
         image = ModelImage(radiograph, radiograph.rows, radiograph.columns, 1)
     else:
@@ -163,9 +146,27 @@ def process(path: Path, predictor: Predictor, explainer: CamExplainer | None,
                               args.colormap)
             write_png(out_name, rgb)
             record["overlay"] = str(out_name)
+    if dicom is not None:
+        record["dicom_out"] = write_dicom(dicom, image.radiograph, prediction, cam, args)
     record["ms"] = round((time.perf_counter() - start) * 1000.0, 1)
     record["error"] = None
     return record
+
+
+def write_dicom(dicom: tuple[ResultWriter, RunInfo], radiograph: Radiograph,
+                prediction: Prediction, cam: CamResult | None,
+                args: argparse.Namespace) -> list[str]:
+    """The DICOM files written for one image; a PNG or JPEG has no study: a note, none."""
+    from cxr_desktop.core.dicom_out import NoStudyError
+
+    writer, run = dicom
+    try:
+        paths = writer.results(radiograph, prediction, cam, run, opacity=args.opacity,
+                               colormap=args.colormap)
+    except NoStudyError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return []
+    return [str(path) for path in paths]
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -179,15 +180,22 @@ def describe(record: dict[str, Any]) -> str:
     if record["cam_peak"]:
         x, y = record["cam_peak"]
         text += f" {record['cam']} peak ({x}, {y})"
+    if record.get("dicom_out"):
+        text += f", {len(record['dicom_out'])} DICOM file(s) written"
     return text
 
 
 def run(args: argparse.Namespace) -> int:
     from cxr_desktop.core.runs.folder import make_dirs, remove_empty_dirs
 
+    if args.dicom_out:
+        from cxr_desktop.core.dicom_out import check_out_dir
+
+        check_out_dir(args.dicom_out, args.paths)
     # Made first, so a path that cannot be a folder fails before the model loads; removed
     # again when no overlay went into it.
     created = make_dirs(args.cam_out, "overlay folder") if args.cam_out else []
+    created += make_dirs(args.dicom_out, "DICOM folder") if args.dicom_out else []
     try:
         return _predict(args)
     finally:
@@ -203,7 +211,7 @@ def _predict(args: argparse.Namespace) -> int:
                                size=args.size, which=args.which, device=args.device)
     for warning in predictor.warnings:
         print(f"cxr-desktop: warning: {warning}", file=sys.stderr)
-    if args.cam_out and not args.cam:
+    if (args.cam_out or args.dicom_out) and not args.cam:
         args.cam = "cam" if predictor.model.cam_exact else "gradcam"
     explainer = None
     if args.cam:
@@ -211,7 +219,15 @@ def _predict(args: argparse.Namespace) -> int:
 
         explainer = CamExplainer(predictor)
     out_dir = Path(args.cam_out) if args.cam_out else None
-    files, unreadable = image_files(args.paths)
+    dicom = None
+    if args.dicom_out:
+        from cxr_desktop.core.dicom_out import ResultWriter, RunInfo
+
+        dicom = (ResultWriter(args.dicom_out), RunInfo.from_predictor(predictor))
+    inputs = expand_inputs(args.paths)
+    files, unreadable = inputs.files, inputs.unreadable
+    for message in inputs.skipped:
+        print(f"note: {message}", file=sys.stderr)
     for message in unreadable:
         print(f"cxr-desktop: {message}", file=sys.stderr)
     if not files:
@@ -221,12 +237,14 @@ def _predict(args: argparse.Namespace) -> int:
     for path in files:
         out_name = overlay_name(out_dir, path, args.cam, used) if out_dir else None
         try:
-            record = process(path, predictor, explainer, args, out_name)
+            record = process(path, predictor, explainer, args, out_name, dicom)
         except CxrError as exc:
             failed += 1
             record = {"path": str(path), "probabilities": None, "top_class": None,
                       "in_scope": None, "scope_reason": None, "cam_peak": None, "ms": None,
                       "error": str(exc)}
+        if path in inputs.groups:
+            record["group"] = inputs.groups[path]
         if args.json:
             print(json.dumps(record), flush=True)
         else:
