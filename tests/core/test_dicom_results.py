@@ -201,6 +201,16 @@ def test_one_writer_keeps_a_study_in_one_series_per_kind(chest, testdata, tmp_pa
     assert srs[0].SOPInstanceUID != srs[1].SOPInstanceUID
 
 
+def test_a_colour_image_gets_no_grayscale_presentation_state(testdata, tmp_path):
+    colour = load_image(testdata("SC_rgb.dcm"))
+    cam = cam_on(colour.pixels.shape)
+    cam.peak = (5, 3)
+    paths = write_results(colour, prediction(), cam, RUN, tmp_path / "o")
+    assert [p.name.rsplit("_", 1)[1] for p in paths] == ["sr.dcm", "sc.dcm"]
+    with pytest.raises(FileError, match="is a colour image"):
+        write_annotation(colour, [Shape("x", "rectangle", ((1, 1), (4, 4)))], tmp_path / "o")
+
+
 def test_a_png_has_no_study(tmp_path):
     png = tmp_path / "chest.png"
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(png)

@@ -89,7 +89,6 @@ def build_gsps(dicom: DicomSource, shapes: Sequence[Shape], cam: CamResult | Non
     """The presentation state of the CAM peak (when ``cam`` has one) and the shapes."""
     header = dicom.header
     columns, rows = int(header.Columns), int(header.Rows)
-    frame = dicom.frames[0] if dicom.frames else None
     annotations = []
 
     def annotate(layer: hd.pr.GraphicLayer, graphics: list, texts: list) -> None:
@@ -98,7 +97,6 @@ def build_gsps(dicom: DicomSource, shapes: Sequence[Shape], cam: CamResult | Non
         if graphics or texts:
             annotations.append((layer, hd.pr.GraphicAnnotation(
                 referenced_images=[header], graphic_layer=layer,
-                referenced_frame_number=frame,
                 graphic_objects=graphics or None, text_objects=texts or None)))
 
     if cam is not None and cam.peak is not None:

@@ -19,6 +19,7 @@ Coordinates: DICOM image coordinates (SR SCOORD, GSPS PIXEL units) put 0.0\\0.0 
 left corner of the top left pixel, so the centre of pixel (column x, row y) is
 (x + 0.5, y + 0.5). The CAM peak, a pixel index, is written at its pixel's centre; annotation
 shapes, drawn on a canvas whose pixel (x, y) covers [x, x + 1), are written as they are.
+A multi-frame input is referenced as a whole (the app reads and shows its first frame).
 """
 
 from __future__ import annotations
@@ -120,11 +121,6 @@ class DicomSource:
         """One sample per pixel: what a grayscale presentation state can be drawn on."""
         return int(self.header.get("SamplesPerPixel") or 1) == 1
 
-    @property
-    def frames(self) -> list[int] | None:
-        """The frame the app shows (the first) when the image has several, else None."""
-        return [1] if self.radiograph.frames > 1 else None
-
 
 def series_description(label: str, kind: str) -> str:
     """``<model and run> <kind>: research use, not for diagnosis``, within the 64 characters
@@ -183,12 +179,15 @@ def save(dataset: Dataset, path: Path) -> Path:
 def building(path: Path, what: str) -> Iterator[None]:
     """Around highdicom's constructors. Their warnings quote the values they doubt (a
     referring physician's name copied from the input): they are dropped, never shown. Their
-    errors become one FileError naming the file, quoted values cut out for the same reason."""
+    errors become one FileError naming the file, the values a ValueError quotes cut out for
+    the same reason."""
     try:
         with capture_warnings():
             yield
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        reason = _QUOTED.sub("'...'", first_line(exc))
+        reason = first_line(exc)
+        if isinstance(exc, ValueError):  # the kind that quotes values
+            reason = _QUOTED.sub("'...'", reason)
         raise FileError(path, f"cannot build the {what} ({type(exc).__name__}: {reason})") \
             from None
 

@@ -79,8 +79,7 @@ def _class_group(dicom: DicomSource, name: str, probability: float, prediction: 
         measurements=measurements,
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.DCM.PresenceOfProperty,
                                                              presence)],
-        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(
-            dicom.header, referenced_frame_numbers=dicom.frames)],
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(dicom.header)],
     )
 
 
@@ -91,8 +90,7 @@ def _peak_group(dicom: DicomSource, cam: CamResult, run: RunInfo
     region = hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POINT,
         graphic_data=np.array([[x + 0.5, y + 0.5]]),
-        source_image=hd.sr.SourceImageForRegion.from_source_image(
-            dicom.header, referenced_frame_numbers=dicom.frames))
+        source_image=hd.sr.SourceImageForRegion.from_source_image(dicom.header))
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=hd.UID(), identifier=f"{cam.method} peak of {cam.target_class}"),
