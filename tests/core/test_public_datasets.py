@@ -301,3 +301,52 @@ def test_a_preset_that_does_not_fit_the_table_is_one_line(siim, capsys):
         assert "\n" not in err and "Traceback" not in err
         assert ("does not fit this table" in err) if preset != "nope" else \
             "unknown preset 'nope'" in err
+
+
+def test_layouts_the_presets_were_not_written_on(tmp_path, capsys):
+    """The Kaggle NIH sample (sample_labels.csv), SIIM's PNG copy with absolute run-length
+    codes (stage 2) and a table of findings joined by '|' under another name."""
+    from PIL import Image
+
+    from cxr_desktop.core.data.importers.geometry import _runs
+
+    nih = tmp_path / "nih" / "sample"
+    (nih / "images").mkdir(parents=True)
+    lines = (LABELS / "nih_Data_Entry_2017.csv").read_text().splitlines()
+    (nih / "sample_labels.csv").write_text("\n".join(lines) + "\n")
+    for seed, line in enumerate(lines[1:]):
+        Image.fromarray(chest_pixels(seed, 64)).save(nih / "images" / line.split(",")[0])
+    report = inspect_json(capsys, tmp_path / "nih", "--no-checks")
+    assert (report["format"], report["task"], report["images"]) == ("nih", "multilabel", 17)
+    assert "Effusion" in report["classes"] and not any("|" in c for c in report["classes"])
+
+    siim = tmp_path / "siim"
+    (siim / "png_images").mkdir(parents=True)
+    rows = ["ImageId,EncodedPixels"]
+    for seed, line in enumerate((LABELS / "siim_train-rle.csv").read_text().splitlines()[1:]):
+        image_id, code = (part.strip() for part in line.split(",", 1))
+        if code != "-1":  # the same mask written with absolute starts
+            starts, ends = _runs(code, 1024, 1024)
+            code = " ".join(f"{a} {b - a}" for a, b in zip(starts, ends, strict=True))
+        rows.append(f"{image_id},{code}")
+        png = siim / "png_images" / f"{image_id}.png"
+        if not png.exists():
+            Image.fromarray(chest_pixels(seed)).save(png, compress_level=1)
+    (siim / "stage_2_train.csv").write_text("\n".join(rows) + "\n")
+    report = inspect_json(capsys, siim, "--no-checks")
+    assert (report["preset"], report["images"]) == ("siim", 12)
+    original = open_dataset(make_siim(tmp_path / "dicoms"))
+    copy = open_dataset(siim)
+    by_id = {Path(it.path).stem: it.shapes for it in copy.items}
+    assert {Path(it.path).stem: it.shapes for it in original.items} == by_id
+
+    pipe = tmp_path / "pipe"
+    (pipe / "img").mkdir(parents=True)
+    findings = ["Effusion|Mass", "No Finding", "Mass", "Effusion", "Nodule|Mass", "No Finding"]
+    for seed in range(len(findings)):
+        Image.fromarray(chest_pixels(seed, 64)).save(pipe / "img" / f"{seed}.png")
+    (pipe / "labels.csv").write_text("file,findings\n" + "".join(
+        f"img/{seed}.png,{cell}\n" for seed, cell in enumerate(findings)))
+    report = inspect_json(capsys, pipe, "--no-checks")
+    assert (report["task"], report["classes"]) == ("multilabel", ["Effusion", "Mass", "Nodule"])
+    assert any("joined by '|'" in note for note in report["notes"])

@@ -80,6 +80,21 @@ def _view_setup(mapping: ColumnMapping, view: str | None, columns: list[str],
     return [f"{mapping.view} in {shown}"]
 
 
+def _joined_labels(mapping: ColumnMapping, frame: pd.DataFrame) -> list[str]:
+    """When a guessed single label column holds findings joined by ``|`` (``Effusion|Mass``,
+    as NIH writes them) in a tenth of its cells or more, read it as several findings per
+    image; the note says so."""
+    if not mapping.guess or mapping.label_mode != "single" or mapping.binarize:
+        return []
+    cells = frame[mapping.labels[0]].str.strip()
+    cells = cells[cells != ""]
+    if not len(cells) or cells.str.contains("|", regex=False).mean() < 0.1:
+        return []
+    mapping.separator = "|"
+    return [f"column {mapping.labels[0]!r} holds findings joined by '|': read as several "
+            "findings per image (multi-label; --separator names another joint)"]
+
+
 def _column(frame: pd.DataFrame, name: str | None) -> list[str]:
     return frame[name].tolist() if name else [""] * len(frame)
 
@@ -227,6 +242,7 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
     whole = read_table(path)
     resolver = PathResolver(base)
     mapping = complete_mapping(mapping, whole, path, resolver)
+    joined = _joined_labels(mapping, whole)
     filters = [*mapping.filters, *_view_setup(mapping, view, list(whole.columns), path)]
     frame = apply_filters(whole, filters, path)
     if frame.empty:
@@ -256,6 +272,7 @@ def import_csv(path: Path, *, mapping: ColumnMapping | dict[str, Any] | None = N
     return DatasetSpec(root=base, task=task, classes=classes, positive_class=positive_class,
                        items=merged.items, filters=filters,
                        problems=resolver.index.problems + reader.problems + merged.problems,
-                       notes=_notes(mapping, whole, frame, filters, path) + merged.notes,
+                       notes=joined + _notes(mapping, whole, frame, filters, path)
+                       + merged.notes,
                        source={"mapping": mapping.to_dict()})
 

@@ -109,9 +109,10 @@ def merge_marks(groups: dict[str, list[Row]], mode: str, rule: str,
         out.notes.append(f"{several} images have several rows (boxes, masks, findings or "
                          "readers), merged into one image each")
     if multi_reader:
-        rule_text = "any reader marks it" if rule == "any" else "most readers mark it"
+        rule_text = "any reader marks it (--readers majority: most readers)" \
+            if rule == "any" else "most readers mark it (--readers any: one is enough)"
         out.notes.append(f"{multi_reader} images were read by several readers; they disagree "
-                         f"on {disagree}: a finding counts when {rule_text} (rule {rule})")
+                         f"on {disagree}: a finding counts when {rule_text}")
     return out
 
 

@@ -18,6 +18,7 @@ from cxr_desktop.core.data.importers.resolver import PathResolver
 from cxr_desktop.core.data.importers.tables import (
     drop_repeated,
     is_missing_cell,
+    read_header,
     read_table,
     source_line,
 )
@@ -38,9 +39,19 @@ def is_nih_header(header: list[str]) -> bool:
 
 
 def nih_table(folder: Path) -> Path | None:
-    """``Data_Entry_2017*.csv`` in ``folder``, if any."""
+    """``Data_Entry_2017*.csv`` in ``folder``, else the one CSV there with its header (the
+    Kaggle sample's ``sample_labels.csv``), if any."""
     found = sorted(folder.glob("Data_Entry_2017*.csv"))
-    return found[0] if found else None
+    if found:
+        return found[0]
+    tables = []
+    for table in sorted(folder.glob("*.csv")):
+        try:
+            if is_nih_header(read_header(table)):
+                tables.append(table)
+        except DatasetError:
+            continue
+    return tables[0] if len(tables) == 1 else None
 
 
 def view_filters(view: str | list[str] | None, column: str) -> list[str]:

@@ -99,8 +99,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("siim", "SIIM-ACR pneumothorax",
            lambda c: _has(c, "ImageId", "EncodedPixels"), _siim,
            "binary pneumothorax; a row whose EncodedPixels is not -1 is a pneumothorax and "
-           "its run-length mask (an image may have several rows, all masks kept); patients "
-           "from the DICOM headers"),
+           "its run-length mask (an image may have several rows, all masks kept)"),
     Preset("rsna", "RSNA pneumonia detection",
            lambda c: _has(c, "patientId", "Target", "x", "y", "width", "height"), _rsna,
            "binary lung opacity (Target 1); one row per box (x, y, width, height), a blank "
@@ -109,10 +108,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("vindr", "VinDr-CXR",
            lambda c: _has(c, "image_id", "class_name", "x_min", "y_min", "x_max", "y_max"),
            _vindr,
-           "multi-label findings from class_name, one row per finding and reader, boxes "
-           "x_min, y_min, x_max, y_max; 'No finding' marks an image with none; readers "
-           "(rad_id) merged: a finding is positive when any reader marks it (--readers "
-           "majority for the majority)"),
+           "multi-label findings from class_name, one row per finding (and reader), boxes "
+           "x_min, y_min, x_max, y_max; 'No finding' marks an image with none"),
     Preset("nih-boxes", "NIH ChestX-ray14 box file",
            lambda c: _has(c, "Image Index", "Finding Label")
            and any(_squash(x).startswith("bbox") for x in c), _nih_boxes,
