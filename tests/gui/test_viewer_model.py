@@ -174,6 +174,8 @@ def test_the_cam_peak_is_said_inside_or_outside_the_annotations(main_window, qtb
     distance = float(np.hypot(max(fx - cx, 0, cx - fx - 8), max(fy - cy, 0, cy - fy - 8)))
     assert distance > 20 and f"{distance:.0f} px away)" in expected
     assert panel.peak.text() == expected and panel.peak.isVisibleTo(viewer)
+    marker = viewer.canvas.peak_item.data  # the cross on the peak pixel's centre
+    assert (marker["x"][0], marker["y"][0]) == (x + 0.5, y + 0.5)
     assert expected in main_window.statusBar().currentMessage()
     # A box drawn around the peak: inside, at once (no new CAM needed).
     around = Shape("nodule", "rectangle", ((x - 2.0, y - 2.0), (x + 3.0, y + 3.0)))

@@ -46,9 +46,9 @@ class ImageCanvas(QWidget):
 
     The image is handed to pyqtgraph as a contiguous uint8 array made by ``to_display`` and
     shown as it is (no levels, no colour table), so what is shown is exactly what the model
-    is given. View coordinates
-    are image pixel coordinates (column, row), which the annotation layer draws in; with a
-    drawing tool active that layer takes the left button (see ``annotation_layer``).
+    is given. View coordinates are image pixel coordinates (column, row), which the
+    annotation layer draws in; with a drawing tool active that layer takes the left button
+    (see ``annotation_layer``).
     """
 
     hovered = Signal(int, int, float)  # column, row, pixel value (modality units)
@@ -72,6 +72,11 @@ class ImageCanvas(QWidget):
         self.overlay_item.setVisible(False)
         self.view_box.addItem(self.overlay_item, ignoreBounds=True)
         self.set_overlay_style(0.4, "turbo")
+        # The map's peak: a white cross outlined in black, a fixed size on screen.
+        self.peak_item = pg.ScatterPlotItem(symbol="+", size=20, brush=pg.mkBrush("w"),
+                                            pen=pg.mkPen("k", width=1))
+        self.peak_item.setZValue(6)
+        self.view_box.addItem(self.peak_item, ignoreBounds=True)
         # Said on the empty canvas: how to open an image, or why the last one did not open.
         self.notice = QLabel(EMPTY_NOTICE)
         self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -90,7 +95,7 @@ class ImageCanvas(QWidget):
         made off the GUI thread (a 2k x 2k image takes tens of ms); default made here."""
         self.radiograph = radiograph
         self.window = None
-        self.overlay_item.setVisible(False)
+        self.set_overlay(None)
         self.notice.setVisible(False)
         self._render(display)
         self.fit()
@@ -100,7 +105,7 @@ class ImageCanvas(QWidget):
         """No image: a blank canvas that says ``message`` (default: how to open one)."""
         self.radiograph = None
         self.image_item.clear()
-        self.overlay_item.setVisible(False)
+        self.set_overlay(None)
         self.notice.setText(message or EMPTY_NOTICE)
         self.notice.setVisible(True)
 
@@ -111,15 +116,19 @@ class ImageCanvas(QWidget):
         shown = window or (self.radiograph.window if self.radiograph else (0.0, 1.0))
         self.window_changed.emit(float(shown[0]), float(shown[1]))
 
-    def set_overlay(self, grid: np.ndarray | None) -> None:
-        """Show a uint8 map grid (``overlay_grid``) stretched over the whole image; ``None``
-        hides it."""
+    def set_overlay(self, grid: np.ndarray | None,
+                    peak: tuple[int, int] | None = None) -> None:
+        """Show a uint8 map grid (``overlay_grid``) stretched over the whole image, and a
+        cross on the map's ``peak`` pixel (x, y) when given; ``None`` hides both."""
+        self.peak_item.setData([], [])
         if grid is None or self.radiograph is None:
             self.overlay_item.setVisible(False)
             return
         self.overlay_item.setImage(grid, levels=(0, 255), autoLevels=False)
         self.overlay_item.setRect(QRectF(0, 0, self.radiograph.columns, self.radiograph.rows))
         self.overlay_item.setVisible(True)
+        if peak is not None:
+            self.peak_item.setData([peak[0] + 0.5], [peak[1] + 0.5])
 
     def set_overlay_style(self, opacity: float, colormap: str) -> None:
         """Colours from ``colormap``; alpha rises with the map so quiet areas stay clear."""

@@ -114,6 +114,7 @@ class ModelPanel(QWidget):
         self.colormap.addItems(COLORMAPS)
         self.peak = QLabel("")
         self.peak.setWordWrap(True)
+        self.peak.setStyleSheet("font-weight: bold;")
         self.peak.setToolTip("The pointing game of the Evaluate page on this image: is the "
                              "CAM's peak inside the bounding box of an annotation?")
         self.peak.setVisible(False)
@@ -268,7 +269,7 @@ class ModelPanel(QWidget):
     def _show_cam(self, shown: ShownCam | None) -> None:
         cam, grid = shown if shown is not None else (None, None)
         self.cam_result = cam
-        self.canvas.set_overlay(grid)
+        self.canvas.set_overlay(grid, None if cam is None else cam.peak)
         verdict = self.refresh_peak()
         if cam is not None:
             peak = f", peak at x {cam.peak[0]}, y {cam.peak[1]}" if cam.peak else ""
