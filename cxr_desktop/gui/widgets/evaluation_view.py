@@ -3,10 +3,12 @@
 Pick runs (checkboxes) and a split, press Evaluate: predictions and every number are
 computed off the GUI thread (``evaluate_runs``); the view then shows, for the chosen source
 (an ensemble method or one run) and class, the ROC curve with the operating point, the
-confusion matrix and the most confidently wrong images. The threshold slider recomputes the
-operating point from the predictions in memory (no model runs again). A click on a wrong
-image emits ``open_in_viewer(image_path, run_dir)``; for an ensemble the run is the member
-with the best validation AUC.
+confusion matrix and the most confidently wrong images, and beside them where the run's
+maps point against the annotations (``LocalizationPanel``: pointing game, energy in boxes,
+FROC, the misses). The threshold slider recomputes the operating point from the
+predictions in memory (no model runs again). A click on a wrong image or a miss emits
+``open_in_viewer(image_path, run_dir)``; for an ensemble the run is the member with the best
+validation AUC.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -39,6 +42,7 @@ from cxr_desktop.core.io import load_image, model_input
 from cxr_desktop.core.runs.folder import BEST_NAME, LAST_NAME
 from cxr_desktop.core.runs.registry import RunRecord, RunRegistry
 from cxr_desktop.gui.widgets.confusion_table import ConfusionTable
+from cxr_desktop.gui.widgets.localization_panel import LocalizationPanel
 from cxr_desktop.gui.widgets.loss_grid import THUMB, LossGrid
 from cxr_desktop.gui.widgets.roc_plot import RocPlot
 from cxr_desktop.gui.widgets.run_history import list_runs
@@ -147,8 +151,12 @@ class EvaluationView(QWidget):
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.valueChanged.connect(self._on_slider)
         self.operating = QLabel()
+        self.operating.setWordWrap(True)  # a long line must not widen the page
         self.losses = LossGrid()
         self.losses.image_clicked.connect(self._on_loss_clicked)
+        self.localization = LocalizationPanel(self.runner)
+        self.localization.open_in_viewer.connect(self.open_in_viewer)
+        self.localization.misses_changed.connect(self._on_misses_changed)
 
         choose = QHBoxLayout()
         choose.addWidget(QLabel("Show"))
@@ -164,13 +172,19 @@ class EvaluationView(QWidget):
         plots = QHBoxLayout()
         plots.addWidget(self.roc, 1)
         plots.addWidget(point, 1)
-        losses = QGroupBox("Most confidently wrong (click to open in the Viewer)")
-        QVBoxLayout(losses).addWidget(self.losses)
+        plots.addWidget(self.localization, 1)
+        self.images = QTabWidget()
+        self.images.setMinimumHeight(THUMB + 100)  # one row of thumbnails and captions
+        self.images.addTab(self.losses, "Most confidently wrong")
+        self.images.addTab(self.localization.gallery, "")
+        self._on_misses_changed(0, 0)
+        self.images.setToolTip("Click an image to open it in the Viewer with the run's model "
+                               "and CAM")
         results = QVBoxLayout()
         results.addLayout(choose)
         results.addWidget(self.summary)
         results.addLayout(plots, 3)
-        results.addWidget(losses, 2)
+        results.addWidget(self.images, 2)
         right = QWidget()
         right.setLayout(results)
 
@@ -259,6 +273,7 @@ class EvaluationView(QWidget):
             self.source_box.addItem(f"{label}  (AUC {_fmt(evaluation.auc)})", name)
         self.source_box.blockSignals(False)
         self._set_results_enabled(True)
+        self.localization.reset()
         self._on_source_changed(0)
         self.evaluated.emit(result)
 
@@ -285,6 +300,7 @@ class EvaluationView(QWidget):
         self.summary.setText(
             f"AUC {_fmt(evaluation.auc)} (95% CI {_fmt(low)}-{_fmt(high)}), accuracy "
             f"{_fmt(evaluation.accuracy)}, ECE {_fmt(evaluation.ece)}, n = {evaluation.n}")
+        self._localize()
         thumbs = self.outcome.thumbnails if self.outcome else {}
         self.losses.show_losses([
             (t.path, thumbs.get(t.path), f"{Path(t.path).name}\nis {t.truth}, said "
@@ -343,6 +359,19 @@ class EvaluationView(QWidget):
     def _on_slider(self, value: int) -> None:
         self.set_threshold(value / SLIDER_STEPS)
 
+    def _localize(self) -> None:
+        """Where the current run's maps point (an ensemble's: its best member's)."""
+        run = self._run_for_current()
+        member = self.outcome.result.sources().get(run) if self.outcome else None
+        split = self.outcome.result.headline.predictions.split if self.outcome else "test"
+        self.localization.show_run(run, self.dataset, split,
+                                   None if member is None else member.auc)
+
+    @Slot(int, int)
+    def _on_misses_changed(self, shown: int, total: int) -> None:
+        count = f" ({shown} of {total})" if shown < total else f" ({total})" if total else ""
+        self.images.setTabText(1, "Where the map missed the annotation" + count)
+
     @Slot(str)
     def _on_loss_clicked(self, path: str) -> None:
         self.open_in_viewer.emit(path, self._run_for_current())
@@ -358,4 +387,5 @@ class EvaluationView(QWidget):
 
     def shutdown(self) -> None:
         """Wait for a running evaluation (call from the window's closeEvent)."""
+        self.localization.shutdown()
         self.runner.shutdown()
