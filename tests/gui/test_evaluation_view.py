@@ -215,13 +215,13 @@ def test_a_good_classifier_whose_maps_miss_is_warned_of(qtbot):
     panel.auc = 0.95
     panel._show(Outcome(Request("run", None, "test", "gradcam", None), ["block4"], result,
                         misses=[(s, None) for s in result.misses()]))
-    assert panel.warning.isVisibleTo(panel) and panel.warning.wordWrap()
+    assert not panel.warning.isHidden() and panel.warning.wordWrap()
     assert panel.warning.text() == result.shortcut_warning(0.95)
     assert "the model may use shortcuts: look at these images" in panel.warning.text()
     assert panel.gallery.count() == 3
     panel.auc = 0.6
     panel._show(panel.outcome)
-    assert not panel.warning.isVisibleTo(panel)
+    assert panel.warning.isHidden()
 
 
 def test_a_dataset_without_annotations_gets_a_sentence(qtbot, view, tiny):

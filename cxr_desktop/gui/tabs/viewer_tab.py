@@ -20,11 +20,13 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -128,7 +130,12 @@ class ViewerTab(QWidget):
         self.model_panel = ModelPanel(self.canvas, runner)
         self.model_panel.follow_shapes(self.annotations.document)
         self.side_tabs = QTabWidget()
-        self.side_tabs.addTab(self.model_panel, "Model")
+        # A short screen scrolls the Model page rather than squeezing its lines together.
+        self.model_scroll = QScrollArea()
+        self.model_scroll.setWidget(self.model_panel)
+        self.model_scroll.setWidgetResizable(True)
+        self.model_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.side_tabs.addTab(self.model_scroll, "Model")
         self.side_tabs.addTab(info_box, "Info")
         self.header = HeaderPanel(runner)
         self.side_tabs.addTab(self.header, "Header")
@@ -142,7 +149,7 @@ class ViewerTab(QWidget):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(slot)
             self.addAction(action)
-        self.side_tabs.setMinimumWidth(260)
+        self.side_tabs.setMinimumWidth(300)
         splitter = QSplitter()
         splitter.addWidget(self.canvas)
         splitter.addWidget(self.side_tabs)
@@ -182,7 +189,7 @@ class ViewerTab(QWidget):
         dataset (from the Evaluate page's top losses and localization misses)."""
         self.model_panel.load_model(run_dir)
         self.model_panel.show_cam.setChecked(True)
-        self.side_tabs.setCurrentWidget(self.model_panel)
+        self.side_tabs.setCurrentWidget(self.model_scroll)
         self.open_image(path, run_dir)
 
     def next_image(self) -> None:

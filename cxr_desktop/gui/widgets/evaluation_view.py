@@ -113,7 +113,7 @@ class EvaluationView(QWidget):
     # --- layout -------------------------------------------------------------------------
     def _build(self) -> None:
         self.run_list = QListWidget()
-        self.run_list.setMinimumWidth(220)
+        self.run_list.setMinimumWidth(180)
         self.run_list.setWordWrap(True)  # a narrow list wraps, it does not clip
         self.run_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.refresh_button = QPushButton("Refresh")
@@ -174,7 +174,7 @@ class EvaluationView(QWidget):
         plots.addWidget(point, 1)
         plots.addWidget(self.localization, 1)
         self.images = QTabWidget()
-        self.images.setMinimumHeight(THUMB + 100)  # one row of thumbnails and captions
+        self.images.setMinimumHeight(THUMB + 76)  # one row of thumbnails and captions
         self.images.addTab(self.losses, "Most confidently wrong")
         self.images.addTab(self.localization.gallery, "")
         self._on_misses_changed(0, 0)
@@ -183,6 +183,7 @@ class EvaluationView(QWidget):
         results = QVBoxLayout()
         results.addLayout(choose)
         results.addWidget(self.summary)
+        results.addWidget(self.localization.warning)
         results.addLayout(plots, 3)
         results.addWidget(self.images, 2)
         right = QWidget()
@@ -192,6 +193,7 @@ class EvaluationView(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([200, 1000])  # the plots need the width more than the run names
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)

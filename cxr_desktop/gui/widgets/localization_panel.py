@@ -5,10 +5,12 @@ core's ``localize`` on the evaluated split: the pointing game with its 95 % inte
 energy inside the annotations, the FROC curve, and an overlay thumbnail of each miss
 (``miss_overlay``). The panel shows them with the CAM method and layer to choose (default
 Grad-CAM at the last layer), an amber warning when the model classifies well but its maps
-mostly miss (``shortcut_warning``), and the misses in ``gallery``; a click on one asks the
-Viewer to open it with the run. A dataset without annotations, or a split without an
-annotated positive, gets a sentence instead of the numbers. The newest request wins; a
-superseded one is stopped at its next batch; results are kept per run, method and layer.
+mostly miss (``shortcut_warning``, in ``warning``), and the misses in ``gallery``; a click
+on one asks the Viewer to open it with the run. The page places ``warning`` and
+``gallery`` (a full-width line, a tab under the plots). A dataset without annotations, or
+a split without an annotated positive, gets a sentence instead of the numbers. The newest
+request wins; a superseded one is stopped at its next batch; results are kept per run,
+method and layer.
 """
 
 from __future__ import annotations
@@ -130,11 +132,10 @@ def describe(result: Localization) -> str:
     low, high = result.pointing_game_ci
     hits = sum(s.hit for s in result.images)
     method = CAM_LABELS.get(result.method, result.method)
-    lines = [f"<b>Pointing game {_fmt(result.pointing_game)}</b> (95% CI {_fmt(low)}-"
-             f"{_fmt(high)}): the {html.escape(method)} peak is on the annotation in {hits} "
-             f"of {result.n} images",
+    lines = [f"<b>Pointing game {_fmt(result.pointing_game)}</b> ({_fmt(low)}-{_fmt(high)}): "
+             f"{hits} of {result.n} {html.escape(method)} peaks on the annotation",
              f"<b>Energy in boxes {_fmt(result.energy_in_boxes)}</b> · <b>FROC "
-             f"{_fmt(result.froc.score)}</b> ({result.negatives} negatives)"]
+             f"{_fmt(result.froc.score)}</b>"]
     if len(result.per_class) > 1:
         lines += [f"{html.escape(name)}: pointing {_fmt(c['pointing_game'])}, energy "
                   f"{_fmt(c['energy_in_boxes'])} (n {c['n']})"
@@ -144,7 +145,7 @@ def describe(result: Localization) -> str:
 
 
 class LocalizationPanel(QGroupBox):
-    """See the module docstring. ``show_run`` asks for a run; ``gallery`` goes elsewhere."""
+    """See the module docstring. ``show_run`` asks for a run."""
 
     open_in_viewer = Signal(str, str)  # image path, run folder
     localized = Signal(object)  # the Outcome shown
@@ -178,16 +179,17 @@ class LocalizationPanel(QGroupBox):
         self.numbers = QLabel()
         self.numbers.setWordWrap(True)
         self.numbers.setToolTip(
-            "Pointing game: the share of annotated positives whose map peaks inside the "
-            "bounding box of an annotation of the class.\nEnergy in boxes: the share of the "
-            "map's sum inside the annotations.\nFROC: the mean sensitivity at 1/8, 1/4, 1/2, "
-            "1, 2, 4 and 8 false positives per image (the map's local maxima as findings).")
-        self.warning = QLabel()
+            "Pointing game (95% interval): the share of annotated positives whose map peaks "
+            "inside the bounding box of an annotation of the class.\nEnergy in boxes: the "
+            "share of the map's sum inside the annotations.\nFROC: the mean sensitivity at "
+            "1/8, 1/4, 1/2, 1, 2, 4 and 8 false positives per image (the map's local maxima "
+            "as findings; the negatives give false positives only).")
+        self.warning = QLabel(self)  # the page moves it (and the gallery) to its layout
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(WARNING_STYLE)
         self.warning.setVisible(False)
         self.froc = FrocPlot()
-        self.gallery = MissesGallery()
+        self.gallery = MissesGallery(self)
         self.gallery.image_clicked.connect(self._on_miss_clicked)
         choose = QFormLayout()  # one row each: the page must fit 1024 px
         choose.addRow("Method:", self.method)
@@ -196,7 +198,6 @@ class LocalizationPanel(QGroupBox):
         shown = QVBoxLayout(results)
         shown.setContentsMargins(0, 0, 0, 0)
         shown.addWidget(self.numbers)
-        shown.addWidget(self.warning)
         shown.addWidget(self.froc, 1)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.message)

@@ -39,6 +39,7 @@ CAM_LABELS = {"cam": "CAM (no backward pass)", "gradcam": "Grad-CAM", "gradcampp
 COLORMAPS = ("turbo", "inferno", "viridis", "magma")
 NO_MODEL = ("No model loaded: pick a run above and press Use run (runs appear here once "
             "trained in the Training tab), or open a run folder or checkpoint.")
+BARS_HEIGHT, BAR_PIXELS = 120, 22
 WARNING_STYLE = "background:#fff3cd; color:#664d03; padding:6px; border:1px solid #ffe69c;"
 
 
@@ -95,7 +96,7 @@ class ModelPanel(QWidget):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         self.bars = pg.PlotWidget(background="w")
-        self.bars.setMinimumHeight(140)
+        self.bars.setFixedHeight(BARS_HEIGHT)
         self.bars.setMouseEnabled(False, False)
         self.bars.setMenuEnabled(False)
         self.bars.setXRange(0, 1)
@@ -134,9 +135,9 @@ class ModelPanel(QWidget):
         layout.addWidget(self.model_label)
         layout.addWidget(self.warning)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.peak)
         layout.addWidget(self.bars)
         layout.addLayout(cam_form)
-        layout.addWidget(self.peak)
         layout.addStretch(1)
         refresh.clicked.connect(self.refresh_runs)
         load_run.clicked.connect(self._use_selected_run)
@@ -333,6 +334,9 @@ class ModelPanel(QWidget):
                                               pen=pg.mkPen("#333", style=Qt.PenStyle.DashLine)))
         self.bars.getAxis("left").setTicks([list(enumerate(names))])
         self.bars.setYRange(-0.6, len(names) - 0.4)
+        # As tall as its bars need: the page scrolls on a short screen, the plot never
+        # swallows the room of the CAM settings below it.
+        self.bars.setFixedHeight(BARS_HEIGHT + BAR_PIXELS * max(len(names) - 2, 0))
         notes = list(self.predictor.warnings if self.predictor else [])
         if not prediction.in_scope:
             notes.insert(0, f"Out of scope: {prediction.scope_reason}. The model answers "
