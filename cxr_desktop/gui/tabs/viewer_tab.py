@@ -14,7 +14,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -258,14 +258,21 @@ class ViewerTab(QWidget):
         self.preset.setCurrentIndex(0)
         self.preset.blockSignals(False)
         self.canvas.set_radiograph(radiograph, opened.display)
-        self._refresh_info()
-        self.header.set_image(radiograph.path, radiograph.source_format == "DICOM")
-        self._list_folder(Path(radiograph.path))
         self.model_panel.request_prediction()
+        # The rest after the image is painted, in a later turn of the event loop.
+        QTimer.singleShot(1, partial(self._describe, radiograph))
         notes = "; ".join(radiograph.notes)
         self.status_message.emit(f"Opened {Path(radiograph.path).name}" +
                                  (f" ({notes})" if notes else ""))
         self.image_loaded.emit(radiograph.path)
+
+    def _describe(self, radiograph: Radiograph) -> None:
+        """The Info, Header and Folder pages of the image just shown (if it still is)."""
+        if radiograph is not self.radiograph:
+            return
+        self._refresh_info()
+        self.header.set_image(radiograph.path, radiograph.source_format == "DICOM")
+        self._list_folder(Path(radiograph.path))
 
     def _on_failed(self, message: str) -> None:
         """The image asked for did not open: nothing of the previous one stays on screen
