@@ -260,7 +260,7 @@ class ViewerTab(QWidget):
         self.canvas.set_radiograph(radiograph, opened.display)
         self.model_panel.request_prediction()
         # The rest after the image is painted, in a later turn of the event loop.
-        QTimer.singleShot(1, partial(self._describe, radiograph))
+        QTimer.singleShot(1, self, partial(self._describe, radiograph))
         notes = "; ".join(radiograph.notes)
         self.status_message.emit(f"Opened {Path(radiograph.path).name}" +
                                  (f" ({notes})" if notes else ""))
