@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from cxr_desktop.core.data import open_dataset
+from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.localization import ImageScore
 from cxr_desktop.core.evaluate.localization_report import miss_overlay
@@ -54,6 +56,11 @@ MAX_SHOWN = 48
 NO_ANNOTATIONS = ("This dataset has no annotations (boxes or masks), so where the model looks "
                   "cannot be measured. Datasets with shapes (Object-CXR, RSNA, SIIM, VinDr, "
                   "NIH boxes, the demo) can be.")
+EXPLAINED = ("Pointing game (95% interval): the share of annotated positives whose map peaks "
+             "inside the bounding box of an annotation of the class.\nEnergy in boxes: the "
+             "share of the map's sum inside the annotations.\nFROC: the mean sensitivity at "
+             "1/8, 1/4, 1/2, 1, 2, 4 and 8 false positives per image (the map's local "
+             "maxima as findings; the negatives give false positives only).")
 WAITING = "Evaluate a run to see where its maps point against the annotations."
 
 
@@ -83,7 +90,7 @@ class Outcome:
 
 
 def compute_localization(request: Request, cancel: threading.Event,
-                         progress=None) -> Outcome:
+                         progress: Callable[[int, int], None] | None = None) -> Outcome:
     """Runs in a worker thread; raises ``Cancelled`` at the next batch once ``cancel`` is set."""
     layers = list(load_run(request.run_dir, device="cpu").model.cam_layers())
     spec = open_dataset(request.dataset) if request.dataset else run_dataset(request.run_dir)
@@ -108,10 +115,11 @@ def compute_localization(request: Request, cancel: threading.Event,
             raise Cancelled("a newer localization was asked for")
         cam = result.miss_maps.get((score.image, score.label))
         misses.append((score, None if cam is None else _thumbnail(score, cam, small)))
+    result.miss_maps.clear()  # the thumbnails are made: the page keeps results, not maps
     return Outcome(request, layers, result, misses=misses)
 
 
-def _thumbnail(score: ImageScore, cam: np.ndarray, spec) -> np.ndarray | None:
+def _thumbnail(score: ImageScore, cam: np.ndarray, spec: DatasetSpec) -> np.ndarray | None:
     try:
         rgb = miss_overlay(score, cam, spec)
     except CxrError:
@@ -128,7 +136,7 @@ def _fmt(value: float) -> str:
 
 
 def describe(result: Localization) -> str:
-    """The numbers of ``result`` as rich text: overall, then per class when several."""
+    """The numbers of ``result`` as rich text, with the notes of the measure."""
     low, high = result.pointing_game_ci
     hits = sum(s.hit for s in result.images)
     method = CAM_LABELS.get(result.method, result.method)
@@ -136,12 +144,17 @@ def describe(result: Localization) -> str:
              f"{hits} of {result.n} {html.escape(method)} peaks on the annotation",
              f"<b>Energy in boxes {_fmt(result.energy_in_boxes)}</b> · <b>FROC "
              f"{_fmt(result.froc.score)}</b>"]
-    if len(result.per_class) > 1:
-        lines += [f"{html.escape(name)}: pointing {_fmt(c['pointing_game'])}, energy "
-                  f"{_fmt(c['energy_in_boxes'])} (n {c['n']})"
-                  for name, c in result.per_class.items()]
     lines += [f"<small>{html.escape(note)}</small>" for note in result.notes]
     return "<br>".join(lines)
+
+
+def per_class(result: Localization) -> str:
+    """One line per class when there are several (for the tooltip: 14 lines do not fit)."""
+    if len(result.per_class) < 2:
+        return ""
+    return "\n".join(f"{name}: pointing game {_fmt(c['pointing_game'])}, energy in boxes "
+                     f"{_fmt(c['energy_in_boxes'])} (n {c['n']})"
+                     for name, c in result.per_class.items())
 
 
 class LocalizationPanel(QGroupBox):
@@ -178,12 +191,7 @@ class LocalizationPanel(QGroupBox):
         self.message.setWordWrap(True)
         self.numbers = QLabel()
         self.numbers.setWordWrap(True)
-        self.numbers.setToolTip(
-            "Pointing game (95% interval): the share of annotated positives whose map peaks "
-            "inside the bounding box of an annotation of the class.\nEnergy in boxes: the "
-            "share of the map's sum inside the annotations.\nFROC: the mean sensitivity at "
-            "1/8, 1/4, 1/2, 1, 2, 4 and 8 false positives per image (the map's local maxima "
-            "as findings; the negatives give false positives only).")
+        self.numbers.setToolTip(EXPLAINED)
         self.warning = QLabel(self)  # the page moves it (and the gallery) to its layout
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(WARNING_STYLE)
@@ -271,6 +279,7 @@ class LocalizationPanel(QGroupBox):
             self._show_gallery([])
         else:
             self.numbers.setText(describe(result))
+            self.numbers.setToolTip("\n\n".join(filter(None, (per_class(result), EXPLAINED))))
             warning = result.shortcut_warning(self.auc)
             self.warning.setText(warning or "")
             self.warning.setVisible(bool(warning))
