@@ -116,9 +116,10 @@ class MainWindow(QMainWindow):
             self.viewer_tab.model_panel.refresh_runs()
 
     @Slot(str, str)
-    def open_with_model(self, path: str, run_dir: str) -> None:
+    def open_with_model(self, path: str, run_dir: str, method: str = "",
+                        layer: str = "") -> None:
         self.tabs.setCurrentWidget(self.viewer_tab)
-        self.viewer_tab.open_with_model(path, run_dir)
+        self.viewer_tab.open_with_model(path, run_dir, method, layer)
 
     def open_demo(self) -> None:
         self.dataset_tab.open_demo()
@@ -193,6 +194,7 @@ class MainWindow(QMainWindow):
                 os._exit(0)  # every file is written atomically: nothing is left half-written
             return
         self.training_tab.engine.stop()
+        self.training_tab.evaluation.shutdown()  # a localization stops at its next batch
         self.dataset_tab.shutdown()
         self.centralWidget().setEnabled(False)
         self.statusBar().showMessage(f"Closing: waiting for {busy}...")

@@ -78,7 +78,7 @@ def test_one_run_slider_moves_sensitivity_and_a_click_opens_the_image(qtbot, vie
     assert not view.losses.item(0).icon().isNull()
     with qtbot.waitSignal(view.open_in_viewer) as blocker:
         view.losses.itemClicked.emit(view.losses.item(0))
-    assert blocker.args == [view.losses.path_at(0), str(tiny.runs[0])]
+    assert blocker.args == [view.losses.path_at(0), str(tiny.runs[0]), "", ""]
 
 
 def test_an_ensemble_lists_every_method_and_opens_the_best_member(qtbot, view, tiny):
@@ -188,7 +188,8 @@ def test_the_localization_panel_shows_what_localize_gives(qtbot, annotated):
     assert f"({len(misses)})" in view.images.tabText(1)
     with qtbot.waitSignal(view.open_in_viewer) as blocker:
         panel.gallery.itemClicked.emit(first)
-    assert blocker.args == [misses[0].image, str(run)]
+    # it opens with the map measured: the method and the layer of the panel
+    assert blocker.args == [misses[0].image, str(run), "gradcam", model.default_cam_layer]
     # Another layer: measured again, then kept (no new work when it is picked again).
     other = layers[-2]
     panel.layer.setCurrentText(other)

@@ -227,3 +227,18 @@ def test_an_image_opened_with_a_run_shows_its_dataset_shapes(main_window, qtbot,
                     timeout=60_000)
     assert viewer.annotations.document.shapes == tuple(item.shapes)
     assert panel.peak.text().startswith("CAM peak ")
+
+
+def test_a_miss_opens_with_the_method_and_layer_it_was_measured_with(main_window, qtbot,
+                                                                     run_dir):
+    from cxr_desktop.core.data import open_dataset
+
+    run, demo_root = run_dir
+    spec = open_dataset(demo_root)
+    item = next(i for i in spec.items if i.split == "test" and i.shapes)
+    panel = main_window.viewer_tab.model_panel
+    main_window.open_with_model(str(spec.abspath(item)), str(run), "gradcampp", "block3")
+    qtbot.waitUntil(lambda: panel.cam_result is not None and not main_window.runner.busy(),
+                    timeout=60_000)
+    assert (panel.method.currentData(), panel.layer.currentText()) == ("gradcampp", "block3")
+    assert (panel.cam_result.method, panel.cam_result.layer) == ("gradcampp", "block3")

@@ -71,6 +71,12 @@ def bounds_hit(x: float, y: float, shapes: Sequence[Shape]) -> bool:
     return False
 
 
+def bounds_distance(x: float, y: float, shape: Shape) -> float:
+    """Pixels from ``(x, y)`` to the bounding box of ``shape`` (0 inside it)."""
+    x0, y0, x1, y1 = shape.bounds()
+    return float(np.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1)))
+
+
 def shapes_mask(shapes: Sequence[Shape], size: tuple[int, int],
                 scale: tuple[float, float]) -> np.ndarray:
     """The (rows, columns) uint8 mask of ``shapes`` filled, at ``scale`` (x, y)."""

@@ -59,7 +59,7 @@ def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
 
 class TrainingTab(QWidget):
     status_message = Signal(str)
-    open_in_viewer = Signal(str, str)  # image path, run folder (from the top losses)
+    open_in_viewer = Signal(str, str, str, str)  # image, run folder, CAM method, layer
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -184,10 +184,12 @@ class ViewerTab(QWidget):
                             None if run_dir is None else str(run_dir),
                             done=self._on_loaded, failed=self._on_failed)
 
-    def open_with_model(self, path: str | Path, run_dir: str | Path) -> None:
-        """Open an image with a run's model, its CAM and the annotations of the run's
-        dataset (from the Evaluate page's top losses and localization misses)."""
-        self.model_panel.load_model(run_dir)
+    def open_with_model(self, path: str | Path, run_dir: str | Path, method: str = "",
+                        layer: str = "") -> None:
+        """Open an image with a run's model, its CAM (``method`` at ``layer`` when given:
+        the map the Evaluate page measured) and the annotations of the run's dataset (from
+        the Evaluate page's top losses and localization misses)."""
+        self.model_panel.load_model(run_dir, method, layer)
         self.model_panel.show_cam.setChecked(True)
         self.side_tabs.setCurrentWidget(self.model_scroll)
         self.open_image(path, run_dir)

@@ -8,19 +8,12 @@ strokes and text do not.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from cxr_desktop.core.annotations.shapes import Shape
-from cxr_desktop.core.evaluate.localization import bounds_hit
+from cxr_desktop.core.evaluate.localization import bounds_distance, bounds_hit
 
 REGIONS = ("rectangle", "ellipse", "polygon")
-
-
-def bounds_distance(x: float, y: float, shape: Shape) -> float:
-    """Pixels from ``(x, y)`` to the bounding box of ``shape`` (0 inside it)."""
-    x0, y0, x1, y1 = shape.bounds()
-    return math.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1))
 
 
 def peak_verdict(peak: tuple[float, float] | None, shapes: Sequence[Shape],

@@ -95,7 +95,7 @@ PICK_RUNS = "Tick one run, or several for an ensemble, and press Evaluate."
 class EvaluationView(QWidget):
     """See the module docstring. ``runner`` defaults to a TaskRunner of its own."""
 
-    open_in_viewer = Signal(str, str)
+    open_in_viewer = Signal(str, str, str, str)  # image, run folder, CAM method, layer
     evaluated = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, *, registry: RunRegistry | None = None,
@@ -376,7 +376,7 @@ class EvaluationView(QWidget):
 
     @Slot(str)
     def _on_loss_clicked(self, path: str) -> None:
-        self.open_in_viewer.emit(path, self._run_for_current())
+        self.open_in_viewer.emit(path, self._run_for_current(), "", "")
 
     def _run_for_current(self) -> str:
         """The current run, or for an ensemble the member with the best validation AUC."""

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-import cv2
 import numpy as np
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
@@ -35,12 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cxr_desktop.core.annotations.shapes import Shape
 from cxr_desktop.core.data import open_dataset
-from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.localization import ImageScore
 from cxr_desktop.core.evaluate.localization_report import miss_overlay
-from cxr_desktop.core.evaluate.localize import Localization, localize
+from cxr_desktop.core.evaluate.localize import Localization, class_shapes, localize
 from cxr_desktop.core.evaluate.suite import run_dataset
 from cxr_desktop.core.infer.methods import CAM_METHODS
 from cxr_desktop.core.runs.load import load_run
@@ -107,28 +106,23 @@ def compute_localization(request: Request, cancel: threading.Event,
                       layer=request.layer, progress=on_progress)
     shown = result.misses()[:MAX_SHOWN]
     by_path = {str(spec.abspath(item)): item for item in spec.items}
-    # miss_overlay looks its image up in the spec's items: give it only the misses'.
-    small = replace(spec, items=[by_path[s.image] for s in shown if s.image in by_path])
     misses = []
     for score in shown:
         if cancel.is_set():
             raise Cancelled("a newer localization was asked for")
         cam = result.miss_maps.get((score.image, score.label))
-        misses.append((score, None if cam is None else _thumbnail(score, cam, small)))
+        item = by_path.get(score.image)
+        shapes = class_shapes(item, score.label, spec.task) if item else []
+        misses.append((score, None if cam is None else _thumbnail(score, cam, shapes)))
     result.miss_maps.clear()  # the thumbnails are made: the page keeps results, not maps
     return Outcome(request, layers, result, misses=misses)
 
 
-def _thumbnail(score: ImageScore, cam: np.ndarray, spec: DatasetSpec) -> np.ndarray | None:
+def _thumbnail(score: ImageScore, cam: np.ndarray, shapes: list[Shape]) -> np.ndarray | None:
     try:
-        rgb = miss_overlay(score, cam, spec)
+        return miss_overlay(score, cam, shapes, side=THUMB)
     except CxrError:
         return None  # the image can no longer be read: listed without a picture
-    factor = THUMB / max(rgb.shape[:2])
-    if factor >= 1:
-        return rgb
-    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _fmt(value: float) -> str:
@@ -160,7 +154,7 @@ def per_class(result: Localization) -> str:
 class LocalizationPanel(QGroupBox):
     """See the module docstring. ``show_run`` asks for a run."""
 
-    open_in_viewer = Signal(str, str)  # image path, run folder
+    open_in_viewer = Signal(str, str, str, str)  # image path, run folder, CAM method, layer
     localized = Signal(object)  # the Outcome shown
     misses_changed = Signal(int, int)  # misses shown in the gallery, misses in all
     _progress = Signal(int, int, int)  # request token, maps done, maps in all
@@ -310,7 +304,9 @@ class LocalizationPanel(QGroupBox):
     @Slot(str)
     def _on_miss_clicked(self, path: str) -> None:
         if self.outcome is not None:
-            self.open_in_viewer.emit(path, self.outcome.request.run_dir)
+            request = self.outcome.request
+            self.open_in_viewer.emit(path, request.run_dir, request.method,
+                                     self.outcome.result.layer)
 
     def shutdown(self) -> None:
         """Stop a localization still computing (the view's runner then waits for it)."""

@@ -69,6 +69,7 @@ class ModelPanel(QWidget):
         super().__init__(parent)
         self.canvas, self._runner = canvas, runner
         self.predictor: Predictor | None = None
+        self._wanted_cam = ("", "")  # method and layer to show once a model is loaded
         self.explainer: CamExplainer | None = None
         self.prediction: Prediction | None = None
         self.cam_result: CamResult | None = None
@@ -170,7 +171,10 @@ class ModelPanel(QWidget):
         if path:
             self.load_model(path)
 
-    def load_model(self, path: str | Path) -> None:
+    def load_model(self, path: str | Path, method: str = "", layer: str = "") -> None:
+        """Load a run or checkpoint in a worker; ``method`` and ``layer`` (when given) are
+        set once it is loaded."""
+        self._wanted_cam = (method, layer)
         self.model_label.setText(f"Loading {Path(path).name}...")
         self._runner.submit("viewer.model", Predictor.load, str(path),
                             done=self._on_model_loaded, failed=self._on_failed)
@@ -189,8 +193,11 @@ class ModelPanel(QWidget):
             combo.clear()
             combo.addItems(items)
             combo.blockSignals(False)
-        self.layer.setCurrentText(predictor.model.default_cam_layer)
-        if not predictor.model.cam_exact and self.method.currentData() == "cam":
+        method, layer = self._wanted_cam
+        self.layer.setCurrentText(layer or predictor.model.default_cam_layer)
+        if method and self.method.findData(method) >= 0:
+            self.method.setCurrentIndex(self.method.findData(method))
+        elif not predictor.model.cam_exact and self.method.currentData() == "cam":
             self.method.setCurrentIndex(self.method.findData("gradcam"))
         self._show_loaded_run(predictor.source)
         self._set_cam_enabled(True)
