@@ -21,7 +21,8 @@ from cxr_desktop.gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = ("Radiographs and DICOM file-sets (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff "
+                "DICOMDIR);;All files (*)")
 
 
 class MainWindow(QMainWindow):
@@ -62,6 +63,17 @@ class MainWindow(QMainWindow):
         open_dataset.triggered.connect(self.dataset_tab.choose_dataset)
         file_menu.addAction(open_image)
         file_menu.addAction(open_dataset)
+        save_dicom = QAction("Save results as DI&COM...", self)
+        save_dicom.setStatusTip("The Viewer's prediction, CAM and annotations as DICOM in the "
+                                "image's own study (SR, Secondary Capture, presentation state)")
+        save_dicom.triggered.connect(self.viewer_tab.dicom_export.choose_and_save_results)
+        export_shapes = QAction("Export annotations as DICOM...", self)
+        export_shapes.setStatusTip("The Viewer's annotations as a presentation state on the "
+                                   "image")
+        export_shapes.triggered.connect(
+            self.viewer_tab.dicom_export.choose_and_export_annotation)
+        file_menu.addAction(save_dicom)
+        file_menu.addAction(export_shapes)
         self.recent_menu = file_menu.addMenu("&Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.recent_menu.triggered.connect(self._open_recent)

@@ -11,73 +11,18 @@ import json
 import sys
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.fileset import FileSet
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from public_layouts import chest_pixels, write_dicom
+from fileset_helpers import make_fileset
 
 from cxr_desktop.cli import main
 from cxr_desktop.core.io.fileset import expand_inputs, read_dicomdir
 
-BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
-
-
-def _text_sr(study: pydicom.Dataset) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    sr = Dataset()
-    sr.file_meta = meta
-    sr.SOPClassUID, sr.SOPInstanceUID = BASIC_TEXT_SR, meta.MediaStorageSOPInstanceUID
-    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyTime",
-                    "StudyID", "AccessionNumber"):
-        setattr(sr, keyword, getattr(study, keyword, ""))
-    sr.Modality, sr.SeriesInstanceUID, sr.SeriesNumber = "SR", generate_uid(), 99
-    sr.InstanceNumber, sr.CompletionFlag, sr.VerificationFlag = 1, "COMPLETE", "UNVERIFIED"
-    sr.ContentDate, sr.ContentTime = "20260101", "120000"
-    sr.ValueType = "CONTAINER"
-    title = Dataset()
-    title.CodeValue, title.CodingSchemeDesignator = "18748-4", "LN"
-    title.CodeMeaning = "Diagnostic Imaging Report"
-    sr.ConceptNameCodeSequence = [title]
-    return sr
-
-
-def _ready(ds: pydicom.Dataset, patient: str, study: str) -> pydicom.Dataset:
-    """The attributes a file-set record needs (the real files lack some)."""
-    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = patient, f"Test^{patient}", study
-    for keyword, value in (("StudyDate", "20260101"), ("StudyTime", "120000"),
-                           ("StudyID", "1"), ("AccessionNumber", ""), ("SeriesNumber", 1),
-                           ("InstanceNumber", 1)):
-        if keyword not in ds or ds[keyword].value in (None, ""):
-            setattr(ds, keyword, value)
-    return ds
-
 
 @pytest.fixture(scope="module")
 def fileset(tmp_path_factory, testdata) -> Path:
-    base = tmp_path_factory.mktemp("pacs")
-    made = base / "made"
-    fs = FileSet()
-    study_a, study_b = generate_uid(), generate_uid()
-    for name in ("RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG3_UNCI.dcm"):
-        ds = _ready(pydicom.dcmread(testdata(name)), "PAT-A", study_a)
-        ds.SeriesInstanceUID = generate_uid()
-        fs.add(ds)
-    for index in range(2):
-        path = write_dicom(made / f"b{index}.dcm", chest_pixels(index, 128),
-                           SeriesInstanceUID=generate_uid(), ViewPosition="PA")
-        ds = _ready(pydicom.dcmread(path), "PAT-B", study_b)
-        ds.InstanceNumber = index + 1
-        fs.add(ds)
-    fs.add(_text_sr(ds))
-    fs.write(base / "cd")
-    return base / "cd"
+    return make_fileset(tmp_path_factory.mktemp("pacs"), testdata)
 
 
 def test_read_dicomdir_lists_images_grouped_and_the_sr_as_skipped(fileset):

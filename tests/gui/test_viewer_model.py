@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
@@ -135,7 +136,7 @@ def test_a_cam_that_arrives_after_the_overlay_was_switched_off_is_not_shown(
 
 def test_a_folder_that_cannot_be_listed_is_one_line(tmp_path):
     from cxr_desktop.core.errors import FileError
-    from cxr_desktop.gui.tabs.viewer_tab import folder_images
+    from cxr_desktop.gui.widgets.folder_list import folder_images
 
     with pytest.raises(FileError, match="gone: cannot list the folder"):
         folder_images(tmp_path / "gone")
@@ -242,3 +243,31 @@ def test_a_miss_opens_with_the_method_and_layer_it_was_measured_with(main_window
                     timeout=60_000)
     assert (panel.method.currentData(), panel.layer.currentText()) == ("gradcampp", "block3")
     assert (panel.cam_result.method, panel.cam_result.layer) == ("gradcampp", "block3")
+
+
+def test_a_dicomdir_lists_its_images_by_patient_study_series(main_window, qtbot, tmp_path,
+                                                            testdata):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from fileset_helpers import make_fileset
+
+    cd = make_fileset(tmp_path, testdata)
+    viewer = main_window.viewer_tab
+    folder = viewer.folder_list
+    main_window.open_image(str(cd))  # the folder holding the DICOMDIR
+    qtbot.waitUntil(lambda: viewer.radiograph is not None and not main_window.runner.busy(),
+                    timeout=30_000)
+    headings = [folder.item(r).text() for r in range(folder.count())
+                if not folder.item(r).data(Qt.ItemDataRole.UserRole)]
+    assert len(folder.image_rows()) == 5  # the SR record is not listed
+    assert all(h.startswith("patient ") and " / series " in h for h in headings)
+    assert not any("PAT-" in h or "Test^" in h for h in headings)
+    first = Path(folder.item(folder.image_rows()[0]).data(Qt.ItemDataRole.UserRole))
+    assert Path(viewer.radiograph.path) == first
+    assert folder.currentRow() == folder.image_rows()[0]
+    viewer.next_image()  # Page Down: the next image, over a heading when there is one
+    qtbot.waitUntil(lambda: Path(viewer.radiograph.path) != first
+                    and not main_window.runner.busy(), timeout=30_000)
+    assert folder.currentRow() == folder.image_rows()[1]

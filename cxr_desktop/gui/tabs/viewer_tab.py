@@ -23,8 +23,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -34,31 +32,26 @@ from PySide6.QtWidgets import (
 )
 
 from cxr_desktop.core.annotations.shapes import Shape
-from cxr_desktop.core.errors import CxrError, FileError
+from cxr_desktop.core.errors import CxrError
 from cxr_desktop.core.evaluate.suite import run_dataset
 from cxr_desktop.core.io import Radiograph, load_image, to_display
+from cxr_desktop.core.io.fileset import dicomdir_in, is_dicomdir
 from cxr_desktop.core.io.window import full_range_window, percentile_window
 from cxr_desktop.gui.drops import accept_file_drag, dropped_path
+from cxr_desktop.gui.viewer_dicom import ViewerDicomExport
 from cxr_desktop.gui.widgets.annotation_panel import AnnotationPanel
+from cxr_desktop.gui.widgets.folder_list import FolderList
 from cxr_desktop.gui.widgets.header_panel import HeaderPanel
 from cxr_desktop.gui.widgets.image_canvas import ImageCanvas
 from cxr_desktop.gui.widgets.model_panel import ModelPanel
 from cxr_desktop.gui.workers import TaskRunner
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ""}
 
-
-def folder_images(folder: Path) -> list[str]:
-    """The names of the image files in ``folder``, sorted; one line naming it when it
-    cannot be listed."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(entry.name for entry in entries
-                          if not entry.name.startswith(".")
-                          and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
-                          and entry.is_file())
-    except OSError as exc:
-        raise FileError(folder, f"cannot list the folder ({exc.strerror or exc})") from exc
+def dicomdir_for(path: Path) -> Path | None:
+    """The DICOMDIR ``path`` is, or the one directly in the folder ``path``."""
+    if is_dicomdir(path):
+        return path
+    return dicomdir_in(path) if path.is_dir() else None
 
 
 @dataclass
@@ -122,9 +115,7 @@ class ViewerTab(QWidget):
         info_layout.addLayout(self.info)
         info_layout.addWidget(self.show_phi)
         info_layout.addStretch(1)
-        self.folder_list = QListWidget()
-        self.folder_list.setToolTip("Images in this folder: Page Down / Page Up for next and "
-                                    "previous")
+        self.folder_list = FolderList(runner)
         self.annotations = AnnotationPanel(self.canvas, runner)
         self.addActions(self.annotations.toolbar.shortcut_actions())
         self.model_panel = ModelPanel(self.canvas, runner)
@@ -170,15 +161,24 @@ class ViewerTab(QWidget):
         self.model_panel.status_message.connect(self.status_message)
         self.show_phi.toggled.connect(self._refresh_info)
         self.show_phi.toggled.connect(self.header.set_show_phi)
-        self.folder_list.itemActivated.connect(self._on_folder_item)
-        self.folder_list.itemClicked.connect(self._on_folder_item)
+        self.dicom_export = ViewerDicomExport(self, runner)
+        self.dicom_export.status_message.connect(self.status_message)
+        self.folder_list.image_chosen.connect(self._on_folder_image)
+        self.folder_list.status_message.connect(self.status_message)
 
     @property
     def radiograph(self) -> Radiograph | None:
         return self.canvas.radiograph
 
     def open_image(self, path: str | Path, run_dir: str | Path | None = None) -> None:
-        """Open ``path`` (with ``run_dir``: and the shapes its dataset holds for it)."""
+        """Open ``path`` (with ``run_dir``: and the shapes its dataset holds for it); a
+        DICOMDIR, or a folder holding one, lists its images on the Folder page and opens
+        the first."""
+        listing = dicomdir_for(Path(path))
+        if listing is not None:
+            self.side_tabs.setCurrentWidget(self.folder_list)
+            self.folder_list.show_fileset(listing)
+            return
         self.status_message.emit(f"Loading {Path(path).name}...")
         self._runner.submit("viewer.load", load_for_view, str(path),
                             None if run_dir is None else str(run_dir),
@@ -201,42 +201,13 @@ class ViewerTab(QWidget):
         self._step(-1)
 
     def _step(self, delta: int) -> None:
-        count = self.folder_list.count()
-        if count:
-            row = min(max(self.folder_list.currentRow() + delta, 0), count - 1)
-            self.folder_list.setCurrentRow(row)
-            self.open_image(self._item_path(self.folder_list.item(row)))
-
-    def _item_path(self, item: QListWidgetItem) -> str:
-        return str(Path(self.folder_list.property("folder")) / item.text())
-
-    def _on_folder_item(self, item: QListWidgetItem) -> None:
-        path = self._item_path(item)
-        if self.radiograph is None or Path(self.radiograph.path) != Path(path):
+        path = self.folder_list.step(delta)
+        if path:
             self.open_image(path)
 
-    def _list_folder(self, path: Path) -> None:
-        """List the images beside ``path`` (in a worker: a folder may hold 100 000 files)."""
-        folder = path.parent
-        if self.folder_list.property("folder") == str(folder):
-            self._select_in_folder(path)
-            return
-        self.folder_list.clear()
-        self.folder_list.setProperty("folder", str(folder))
-        self._runner.submit("viewer.folder", folder_images, folder,
-                            done=partial(self._on_folder_listed, path),
-                            failed=self.status_message.emit)
-
-    def _on_folder_listed(self, path: Path, names: list[str]) -> None:
-        if self.folder_list.property("folder") != str(path.parent):
-            return  # another folder was opened meanwhile
-        self.folder_list.addItems(names)
-        self._select_in_folder(Path(self.radiograph.path) if self.radiograph else path)
-
-    def _select_in_folder(self, path: Path) -> None:
-        found = self.folder_list.findItems(path.name, Qt.MatchFlag.MatchExactly)
-        if found:
-            self.folder_list.setCurrentItem(found[0])
+    def _on_folder_image(self, path: str) -> None:
+        if self.radiograph is None or Path(self.radiograph.path) != Path(path):
+            self.open_image(path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         accept_file_drag(event)
@@ -274,7 +245,7 @@ class ViewerTab(QWidget):
             return
         self._refresh_info()
         self.header.set_image(radiograph.path, radiograph.source_format == "DICOM")
-        self._list_folder(Path(radiograph.path))
+        self.folder_list.show_folder_of(Path(radiograph.path))
 
     def _on_failed(self, message: str) -> None:
         """The image asked for did not open: nothing of the previous one stays on screen
