@@ -18,7 +18,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
-from cxr_desktop.core.train.config import CLASS_BALANCE, DEVICES, SCHEDULES, TrainConfig
+from cxr_desktop.core.train.config import (
+    AUTO_BATCH,
+    AUTO_FREEZE,
+    CLASS_BALANCE,
+    DEVICES,
+    SCHEDULES,
+    TrainConfig,
+    parse_lr,
+)
 
 if TYPE_CHECKING:
     from cxr_desktop.core.train.engine import RunResult
@@ -30,6 +38,29 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET",
                         help="folder, CSV file or spec .json (anything `inspect` accepts)")
     add_dataset_arguments(parser)
+
+
+def _lr(text: str) -> float | str:
+    from cxr_desktop.core.errors import CxrError
+
+    try:
+        return parse_lr(text)
+    except CxrError:
+        raise argparse.ArgumentTypeError(f"'auto' or a positive number, not {text!r}") \
+            from None
+
+
+def _auto_int(auto: int) -> Callable[[str], int]:
+    """``auto`` or a whole number: the config's value for auto, or the number."""
+    def parse(text: str) -> int:
+        if text.strip().lower() == "auto":
+            return auto
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'auto' or a whole number, not {text!r}") \
+                from None
+    return parse
 
 
 def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
@@ -46,11 +77,19 @@ def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
         parser.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS",
                             help="stop after this many epochs without a better val AUC")
         parser.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--batch-size", type=_auto_int(AUTO_BATCH), default=AUTO_BATCH,
+                        metavar="N|auto", help="default auto: from the dataset size")
     parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step")
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--freeze-epochs", type=int, default=defaults.freeze_epochs,
-                        help="first epochs with the pretrained backbone frozen")
+    parser.add_argument("--lr", type=_lr, default=defaults.lr, metavar="LR|auto",
+                        help="peak LR of the head; default auto: the LR finder's suggestion "
+                             "on a short probe at the start")
+    parser.add_argument("--freeze-epochs", type=_auto_int(AUTO_FREEZE), default=AUTO_FREEZE,
+                        metavar="N|auto", help="first epochs with the pretrained backbone "
+                        "frozen (the head trains on features computed once); default auto: "
+                        "none in a short run")
+    if epochs:
+        parser.add_argument("--no-progressive", action="store_true",
+                            help="every epoch at --size (default: the first epochs smaller)")
     parser.add_argument("--pretrained", default="auto", metavar="auto|none|PATH",
                         help="ImageNet weights when found (auto), none, or a weights file")
     parser.add_argument("--device", choices=DEVICES, default="auto")
@@ -104,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if hasattr(args, "epochs"):
         config.epochs, config.out = args.epochs, args.out
         config.early_stop_patience, config.schedule = args.early_stop, args.schedule
+        config.progressive = not args.no_progressive
     return config.validate()
 
 

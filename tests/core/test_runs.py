@@ -151,7 +151,7 @@ def test_resume_after_a_kill_drops_lines_newer_than_the_checkpoint(tmp_path, spe
 def test_early_stopping_and_a_used_folder(tmp_path, spec, monkeypatch):
     from cxr_desktop.core.train import session
 
-    monkeypatch.setattr(session, "evaluate", lambda *a, **k: {
+    monkeypatch.setattr(session, "score", lambda *a, **k: {
         "val_loss": 1.0, "val_auc": 0.7, "auc_per_class": {"blob": 0.7}})
     result = fit(config(tmp_path, "run", epochs=5, early_stop_patience=2), spec=spec)
     assert result.status == "done" and result.epochs_done == 3 and result.best_epoch == 1

@@ -15,6 +15,12 @@ threshold is the 99th percentile of the validation images' distances, so about 1
 images like the validation ones is flagged. ``fit_run_scope`` computes it for a finished run
 and saves ``scope.npz`` beside its checkpoints; the Predictor loads it when it belongs to the
 checkpoint it loaded.
+
+Training fits it without a pass of its own (``fit_scope_features``): on the features of the
+best epoch's validation pass, which the head computed anyway. Mean and covariance then come
+from the validation images, and the threshold from their cross-fitted distances (each fold's
+distance to a model fitted on the other folds), so that it is not set by images the model
+has already seen.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from cxr_desktop.core.models import CxrNet
 
 SCOPE_NAME = "scope.npz"
 SCOPE_METHOD = "mahalanobis/ledoit-wolf/pooled-features/v1"
+SCOPE_METHOD_VALIDATION = "mahalanobis/ledoit-wolf/pooled-features/validation-crossfit/v1"
+SCOPE_FOLDS = 5
 DEFAULT_PERCENTILE = 99.0
 #: The scope assumed for a tag that no training image had: a chest radiograph model.
 DEFAULT_MODALITIES = ("CR", "DX")
@@ -136,17 +144,46 @@ def fit_scope(model: CxrNet, train_batches: Iterable[Tensor | np.ndarray],
     if len(train) < 2 or len(val) < 1:
         raise CxrError(f"scope: needs 2 training and 1 validation image at least, "
                        f"got {len(train)} and {len(val)}")
-    # The shrunk covariance is positive definite: a plain inverse is exact and several times
-    # faster than the eigendecomposition behind sklearn's precision_ (1280 features).
-    estimator = LedoitWolf(store_precision=False).fit(train)
-    scope = ScopeModel(mean=estimator.location_,
-                       precision=np.linalg.inv(estimator.covariance_),
-                       threshold=0.0, val_distances=np.zeros(0))
+    scope, shrinkage = _fit_distance(train)
     scope.val_distances = scope.distance(val)
     scope.threshold = float(np.percentile(scope.val_distances, percentile))
     scope.meta = {"method": SCOPE_METHOD, "percentile": percentile, "train_images": len(train),
-                  "val_images": len(val), "shrinkage": float(estimator.shrinkage_),
+                  "val_images": len(val), "shrinkage": shrinkage,
                   "features": int(train.shape[1])}
+    return scope
+
+
+def _fit_distance(features: np.ndarray) -> tuple[ScopeModel, float]:
+    """Mean and shrunk precision of ``features`` (threshold still 0), and the shrinkage."""
+    # The shrunk covariance is positive definite: a plain inverse is exact and several times
+    # faster than the eigendecomposition behind sklearn's precision_ (1280 features).
+    estimator = LedoitWolf(store_precision=False).fit(features)
+    scope = ScopeModel(mean=estimator.location_, precision=np.linalg.inv(estimator.covariance_),
+                       threshold=0.0, val_distances=np.zeros(0))
+    return scope, float(estimator.shrinkage_)
+
+
+def fit_scope_features(val_features: np.ndarray, percentile: float = DEFAULT_PERCENTILE,
+                       folds: int = SCOPE_FOLDS) -> ScopeModel:
+    """The scope from validation features alone (N, D): mean and precision of all of them,
+    the threshold the ``percentile`` of their cross-fitted distances over ``folds`` folds
+    (fewer with fewer than ``2 * folds`` images)."""
+    features = np.asarray(val_features, dtype=np.float64)
+    if len(features) < 4:
+        raise CxrError(f"scope: needs 4 validation images at least, got {len(features)}")
+    folds = max(2, min(folds, len(features) // 2))
+    fold_of = np.arange(len(features)) % folds
+    distances = np.empty(len(features))
+    for fold in range(folds):
+        held = fold_of == fold
+        partial, _ = _fit_distance(features[~held])
+        distances[held] = partial.distance(features[held])
+    scope, shrinkage = _fit_distance(features)
+    scope.val_distances = distances
+    scope.threshold = float(np.percentile(distances, percentile))
+    scope.meta = {"method": SCOPE_METHOD_VALIDATION, "percentile": percentile,
+                  "train_images": 0, "val_images": len(features), "folds": folds,
+                  "shrinkage": shrinkage, "features": int(features.shape[1])}
     return scope
 
 

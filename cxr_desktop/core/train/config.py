@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,25 @@ from cxr_desktop.core.jsonfile import read_json
 SCHEDULES = ("onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 CLASS_BALANCE = ("none", "weights", "sampler")
+#: The values that leave a setting to the schedule (``core.train.schedule.plan_schedule``).
+AUTO_LR = "auto"
+AUTO_BATCH = 0
+AUTO_FREEZE = -1
+
+
+def parse_lr(value: object) -> float | str:
+    """``"auto"`` or a positive finite number (a number written as text is converted);
+    CxrError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == AUTO_LR:
+        return AUTO_LR
+    try:
+        lr = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        lr = float("nan")
+    if isinstance(value, bool) or not math.isfinite(lr) or lr <= 0:
+        raise CxrError(f"training settings: lr must be 'auto' or a positive number, "
+                       f"not {value!r}")
+    return lr
 
 
 @dataclass
@@ -49,9 +69,15 @@ class AugmentSettings:
 class TrainConfig:
     """Everything a run needs; ``config.json`` in the run folder is this, as JSON.
 
-    ``epochs`` counts every epoch, the ``freeze_epochs`` frozen ones included. ``size`` 0
-    means the architecture's own input size. ``out`` empty means a new folder under the
-    runs folder. ``early_stop_patience`` 0 disables early stopping. ``workers`` 0 means one
+    ``epochs`` counts every epoch, the frozen ones included. ``lr`` ``"auto"``,
+    ``batch_size`` 0 and ``freeze_epochs`` -1 leave the value to the schedule, which follows
+    the epochs and the dataset size (``core.train.schedule``); a number is kept as given.
+    ``lr`` is the peak LR of the head, ``lr_mult_early`` the share of it the earliest layers
+    get. ``progressive`` lets the first epochs train at a lower size. ``plan`` is filled by
+    the engine: the schedule it resolved (the LR probe's result included), so ``resume``
+    follows the same one; leave it empty in a new request. ``size`` 0 means the
+    architecture's own input size. ``out`` empty means a new folder under the runs folder.
+    ``early_stop_patience`` 0 disables early stopping. ``workers`` 0 means one
     cache-building thread per CPU core (at most 8).
     """
 
@@ -60,10 +86,11 @@ class TrainConfig:
     arch: str = "efficientnet_lite0"
     size: int = 0
     epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    freeze_epochs: int = 1
-    lr_mult_early: float = 0.1
+    batch_size: int = AUTO_BATCH
+    lr: float | str = AUTO_LR
+    freeze_epochs: int = AUTO_FREEZE
+    lr_mult_early: float = 0.5
+    progressive: bool = True
     schedule: str = "onecycle"
     weight_decay: float = 0.01
     pretrained: str = "auto"
@@ -79,18 +106,20 @@ class TrainConfig:
     out: str = ""
     workers: int = 0
     cache_dir: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
         """Raise CxrError naming the first bad setting; return self."""
+        self.lr = parse_lr(self.lr)
         checks = [
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
             (self.class_balance in CLASS_BALANCE, f"class_balance must be one of {CLASS_BALANCE}"),
             (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.batch_size >= 0, "batch_size must be at least 1, or 0 (auto)"),
             (self.accumulate >= 1, "accumulate must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
-            (self.freeze_epochs >= 0, "freeze_epochs must not be negative"),
+            (self.freeze_epochs >= -1, "freeze_epochs must be 0 or more, or -1 (auto)"),
+            (0 < self.lr_mult_early <= 1, "lr_mult_early must be in (0, 1]"),
             (self.size == 0 or self.size >= 16, "size must be 0 (the model's own) or >= 16"),
             (self.log_every_n_batches >= 1, "log_every_n_batches must be at least 1"),
             (0.0 < self.threshold < 1.0, "threshold must be between 0 and 1"),

@@ -1,12 +1,16 @@
 """``fit`` and ``resume``: the training engine, free of Qt.
 
-A run is ``epochs`` epochs: the first ``freeze_epochs`` train the head of a pretrained model
-with its backbone frozen, the rest train everything with discriminative learning rates
-(half the base LR for the head, as fastai's ``fine_tune``; early blocks at
-``lr_mult_early`` of that). Each phase has its own AdamW and its own one-cycle or cosine
-schedule. After every epoch the validation metrics go to ``metrics.jsonl``, ``best.pt`` is
-replaced when the validation AUC improves and ``last.pt`` always; on a stop, ``last.pt``
-records the position inside the epoch so ``resume`` continues exactly where it was.
+A run follows the plan of ``core.train.schedule`` (frozen epochs, batch size, LRs, warm-up
+and sizes from its epochs and its dataset size): the frozen epochs, if any, train the head of
+a pretrained model on backbone features computed once, the rest train everything with
+discriminative learning rates, the first of them at a lower size when the plan says so.
+With ``lr`` auto the LR finder runs a short probe first. Each phase has its own AdamW and
+its own one-cycle or cosine schedule. After every epoch the validation metrics go to
+``metrics.jsonl``, ``best.pt`` is replaced when the validation AUC improves and ``last.pt``
+always; on a stop, ``last.pt`` records the position inside the epoch so ``resume``
+continues exactly where it was. The plan is written into ``config.json`` and every
+checkpoint, so ``resume`` follows the same one. The out-of-scope model is fitted on the
+features of the best epoch's validation pass: no pass over the images after the last epoch.
 
 Events (``on_event``) are plain dicts of plain values: ``cache``, ``message``, ``batch``,
 ``epoch`` and one ``done``.
@@ -26,7 +30,12 @@ import torch
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError, FileError
-from cxr_desktop.core.infer.scope import SCOPE_NAME, fit_run_scope
+from cxr_desktop.core.infer.scope import (
+    SCOPE_NAME,
+    checkpoint_meta,
+    fit_run_scope,
+    fit_scope_features,
+)
 from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
 from cxr_desktop.core.runs.folder import DATASET_NAME, RunFolder, jsonable, new_run_dir, os_reason
@@ -38,6 +47,7 @@ from cxr_desktop.core.train.data import (
     check_spec_classes,
     prepare_data,
 )
+from cxr_desktop.core.train.schedule import SchedulePlan, plan_schedule
 from cxr_desktop.core.train.session import TrainingSession
 
 DATASET_SNAPSHOT = DATASET_NAME
@@ -204,11 +214,21 @@ def _execute(
 
 
 def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
-               emit: EventSink, should_stop: Callable[[], bool]) -> None:
-    """The out-of-scope model of the best checkpoint (features of train and val images);
-    a run is still done without it: the viewer then checks DICOM tags only."""
+               emit: EventSink, should_stop: Callable[[], bool],
+               session: TrainingSession | None = None) -> None:
+    """The out-of-scope model of the best checkpoint, from the validation features the
+    session kept of it; without them (a best epoch from before a resume) from a pass over
+    the train and validation images. A run is still done without it: the viewer then
+    checks DICOM tags only."""
     try:
-        scope = fit_run_scope(folder.path, spec, device=str(device), should_stop=should_stop)
+        if session is not None and session.scope_features is not None \
+                and session.scope_checkpoint is not None:
+            scope = fit_scope_features(session.scope_features)
+            scope.meta.update(checkpoint_meta(folder.best_path.name, session.scope_checkpoint))
+            scope.save(folder.path / SCOPE_NAME)
+        else:
+            scope = fit_run_scope(folder.path, spec, device=str(device),
+                                  should_stop=should_stop)
     except (CxrError, ValueError) as exc:
         emit({"type": "message", "text": f"no feature-based scope check for this run: {exc}"})
         return
@@ -233,7 +253,8 @@ def _train(
     if checkpoint is not None and checkpoint.get("finished"):
         return _already_complete(config, folder, spec, checkpoint, emit, should_stop)
     device = pick_device(config.device)
-    size = config.size or get_arch(config.arch).input_size
+    info = get_arch(config.arch)
+    size = config.size or info.input_size
     data = prepare_data(spec, size, cache_root=config.cache_dir or None,
                         workers=config.workers, on_event=emit, should_stop=should_stop)
     if not data.cache.complete:
@@ -255,17 +276,32 @@ def _train(
         meta = checkpoint["metadata"]
         model.pretrained_source = meta.get("pretrained_source")
         model.pretrained_note = meta.get("pretrained_note", "")
-    session = TrainingSession(config, folder, data, model, device, size, emit, should_stop)
+    plan = _plan(config, checkpoint, len(data.train_rows), size, model, info.min_input_size)
+    session = TrainingSession(config, folder, data, model, device, plan, emit, should_stop)
     if checkpoint is not None:
         session.restore(checkpoint)
     else:
         folder.write_metrics([])
     status = session.run()
     if status == "done" and folder.best_path.exists():
-        _fit_scope(folder, spec, device, emit, should_stop)
+        _fit_scope(folder, spec, device, emit, should_stop, session)
     best = session.best
     return RunResult(folder.path, status, config.epochs, session.epoch, best.epoch,
                      _finite(best.val_auc), folder.read_metrics(), data.excluded)
+
+
+def _plan(config: TrainConfig, checkpoint: dict[str, Any] | None, train_images: int,
+          size: int, model: CxrNet, min_size: int) -> SchedulePlan:
+    """The plan recorded in the checkpoint or in ``config.json``, else a new one. A run
+    saved before plans existed resumes at its one size."""
+    recorded = (checkpoint or {}).get("plan") or config.plan
+    if recorded:
+        return SchedulePlan.from_dict(recorded)
+    plan = plan_schedule(config, train_images, size=size,
+                         pretrained=model.pretrained_source is not None, min_size=min_size)
+    if checkpoint is not None:
+        plan = replace(plan, sizes=[size] * plan.epochs)
+    return plan
 
 
 def _already_complete(config: TrainConfig, folder: RunFolder, spec: DatasetSpec,

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cxr_desktop.core.models import CxrNet
 from cxr_desktop.core.train.augment import augment_batch, to_float
 from cxr_desktop.core.train.config import AugmentSettings
 from cxr_desktop.core.train.data import BatchReader, EventSink, TrainingData
@@ -54,25 +55,45 @@ def probabilities(task: str, logits: Tensor) -> Tensor:
     return probs[:, 0] if task == "binary" else probs
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: where bf16 matrix math is faster than float32 on the CPU
+    (elsewhere oneDNN emulates it, slower than float32)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported",
+                                                     "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 class Precision:
-    """Mixed precision on CUDA: bf16 autocast when supported, else fp16 with a GradScaler."""
+    """Mixed precision: on CUDA bf16 autocast when supported, else fp16 with a GradScaler;
+    on a CPU with native bf16, bf16 autocast. Channels-last memory everywhere: measured on
+    a 2-core AVX2 CPU it trains EfficientNet-Lite0 1.3-1.5x faster than the default layout
+    (MobileNet more, ResNet-18 the same), and it is what cuDNN's fast kernels want.
+    """
 
     def __init__(self, device: torch.device, amp: bool) -> None:
-        self.enabled = amp and device.type == "cuda"
-        self.dtype = (torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported()
-                      else torch.float16)
+        if device.type == "cuda":
+            self.enabled = amp
+            bf16 = torch.cuda.is_bf16_supported()
+        else:
+            self.enabled = bf16 = amp and cpu_has_native_bf16()
+        self.dtype = torch.bfloat16 if self.enabled and bf16 else torch.float16
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.enabled and self.dtype == torch.float16)
-        self.channels_last = device.type == "cuda"
+        self.channels_last = True
         self.device = device
 
     def autocast(self) -> AbstractContextManager:
         if not self.enabled:
             return nullcontext()
-        return torch.autocast("cuda", dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def input(self, images_uint8: Tensor) -> Tensor:
+    def input(self, images_uint8: Tensor, size: int | None = None) -> Tensor:
+        """Floats in [0, 1]; resized (antialiased) to ``size`` when given and different."""
         images = to_float(images_uint8)
+        if size is not None and images.shape[-1] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear",
+                                   antialias=True, align_corners=False)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
@@ -131,6 +152,7 @@ class Stepper:
     generator: torch.Generator
     batch_size: int
     accumulate: int
+    size: int | None = None  # this epoch's training size (None: the cache's)
 
     def optimizer_step(self) -> None:
         self.precision.step(self.optimizer)
@@ -189,8 +211,8 @@ def train_one_epoch(
             images, targets = reader.get(rows)
             if len(following):
                 reader.prefetch(following)
-            images = augment_batch(stepper.precision.input(images), stepper.augment,
-                                   stepper.generator)
+            images = augment_batch(stepper.precision.input(images, stepper.size),
+                                   stepper.augment, stepper.generator)
             with stepper.precision.autocast():
                 loss = stepper.loss_fn(model(images), targets)
             stepper.precision.backward(loss / stepper.accumulate)
@@ -229,32 +251,49 @@ def train_one_epoch(
     return True
 
 
+@dataclass
+class Validation:
+    """One pass over the validation rows: the logits and the pooled backbone features (the
+    spatial mean of the last maps, before ``pool_norm``), both on the CPU."""
+
+    logits: Tensor
+    features: Tensor
+
+
 @torch.no_grad()
-def evaluate(
-    model: nn.Module,
+def validation_pass(
+    model: CxrNet,
     reader: BatchReader,
-    data: TrainingData,
-    loss_fn: LossFn,
+    rows: np.ndarray,
     precision: Precision,
     batch_size: int,
-    threshold: float,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, Any] | None:
-    """``val_loss`` and :func:`classification_metrics` on the validation rows; None when
-    ``should_stop()`` turned true between two batches."""
+) -> Validation | None:
+    """Logits and pooled features of ``rows`` (in that order), the model in eval mode; None
+    when ``should_stop()`` turned true between two batches. The features cost nothing extra
+    (the head needs them) and serve the frozen phase and the out-of-scope model."""
     model.eval()
-    rows = np.sort(data.val_rows)
-    loss_sum, probs = 0.0, []
+    logits, features = [], []
     for start in range(0, len(rows), batch_size):
         if should_stop():
             return None
-        chunk = rows[start:start + batch_size]
-        images, targets = reader.get(chunk)
+        images, _ = reader.get(rows[start:start + batch_size])
         with precision.autocast():
-            logits = model(precision.input(images))
-        loss_sum += float(loss_fn(logits.float(), targets)) * len(chunk)
-        probs.append(probabilities(data.task, logits).cpu().numpy())
-    stacked = np.concatenate(probs) if probs else np.zeros((0,))
-    metrics = classification_metrics(data.task, data.targets[rows], stacked,
+            maps = model.forward_features(precision.input(images))
+            means = maps.float().mean(dim=(2, 3))
+            logits.append(model.forward_head(means[:, :, None, None]).float().cpu())
+        features.append(means.cpu())
+    width = model.num_features
+    return Validation(torch.cat(logits) if logits else torch.zeros(0, model.num_outputs),
+                      torch.cat(features) if features else torch.zeros(0, width))
+
+
+def score(data: TrainingData, rows: np.ndarray, logits: Tensor, loss_fn: LossFn,
+          threshold: float) -> dict[str, Any]:
+    """``val_loss`` and :func:`classification_metrics` of ``logits`` for ``rows``."""
+    targets = torch.from_numpy(np.ascontiguousarray(data.targets[rows]))
+    loss = float(loss_fn(logits.float(), targets)) if len(rows) else float("nan")
+    probs = probabilities(data.task, logits).numpy()
+    metrics = classification_metrics(data.task, data.targets[rows], probs,
                                      data.output_names, threshold)
-    return {"val_loss": loss_sum / max(len(rows), 1), **metrics}
+    return {"val_loss": loss, **metrics}

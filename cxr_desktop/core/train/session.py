@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
 
 from cxr_desktop import __version__
@@ -31,18 +33,24 @@ from cxr_desktop.core.train.data import (
     epoch_order,
     loss_weights,
 )
+from cxr_desktop.core.train.head import head_steps, pooled_features, train_head_epoch
 from cxr_desktop.core.train.loop import (
     EpochState,
     Precision,
     Stepper,
-    evaluate,
+    Validation,
     make_loss,
     rng_restore,
     rng_snapshot,
+    score,
     train_one_epoch,
+    validation_pass,
 )
+from cxr_desktop.core.train.schedule import SchedulePlan
 
-ONECYCLE_PCT_START = 0.25
+ONECYCLE_PCT_START = 0.25  # the frozen phase's warm-up share
+#: The out-of-scope model is fitted on at most this many validation feature vectors.
+SCOPE_MAX_ROWS = 4096
 
 
 @dataclass
@@ -75,37 +83,43 @@ def steps_per_epoch(train_images: int, batch_size: int, accumulate: int) -> int:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
-                   max_lrs: list[float]) -> LRScheduler:
+                   max_lrs: list[float], warmup: float = ONECYCLE_PCT_START) -> LRScheduler:
     if schedule == "onecycle":
         # OneCycleLR needs two steps of warm-up at least; a shorter run (a handful of
         # steps) follows the first part of a 4-step cycle.
         cycle = max(total_steps, 4)
         return OneCycleLR(optimizer, max_lr=max_lrs, total_steps=cycle,
-                          pct_start=max(ONECYCLE_PCT_START, 2 / cycle))
+                          pct_start=min(max(warmup, 2 / cycle), 0.5))
     return CosineAnnealingLR(optimizer, T_max=total_steps)
 
 
 class TrainingSession:
     def __init__(self, config: TrainConfig, folder: RunFolder, data: TrainingData,
-                 model: CxrNet, device: torch.device, size: int, emit: EventSink,
+                 model: CxrNet, device: torch.device, plan: SchedulePlan, emit: EventSink,
                  should_stop: Callable[[], bool]) -> None:
-        self.config, self.folder, self.data = config, folder, data
-        self.device, self.size, self.emit, self.should_stop = device, size, emit, should_stop
+        self.config, self.folder, self.data, self.plan = config, folder, data, plan
+        self.device, self.size, self.emit, self.should_stop = device, plan.size, emit, should_stop
         self.precision = Precision(device, config.amp)
         memory_format = torch.channels_last if self.precision.channels_last else None
         self.model = model.to(device, memory_format=memory_format or torch.preserve_format)
-        self.freeze = min(config.freeze_epochs, config.epochs) if model.pretrained_source else 0
-        if config.freeze_epochs and not model.pretrained_source:
+        self.freeze = plan.freeze_epochs
+        if config.freeze_epochs > 0 and not model.pretrained_source:
             emit({"type": "message", "text": "no pretrained weights: every layer trains from "
                   "the first epoch (freeze_epochs ignored)"})
         self.epoch = 0
         self.finished = False
         self.state = EpochState()
         self.best = Best()
-        self.batch_size, self.accumulate = config.batch_size, config.accumulate
+        self.batch_size, self.accumulate = plan.batch_size, config.accumulate
         self.phase = 0
         self.stepper: Stepper | None = None
         self._pending: dict[str, Any] | None = None
+        # The frozen backbone's pooled features of the training images and the validation
+        # pass, computed once per session; the best epoch's validation features (for the
+        # out-of-scope model) and the metadata of its checkpoint.
+        self._frozen: tuple[Tensor, Validation] | None = None
+        self.scope_features: np.ndarray | None = None
+        self.scope_checkpoint: dict[str, Any] | None = None
         self.reader = BatchReader(data, device)
         weight = None
         if config.class_balance == "weights" or (
@@ -168,28 +182,31 @@ class TrainingSession:
             "train_loss_sum": self.state.loss_sum, "train_seen": self.state.seen,
             "batch_size": stepper.batch_size, "accumulate": stepper.accumulate,
             "best": asdict(self.best), "rng": self.state.rng,
-            "config": self.config.to_dict(), "metadata": self.metadata(record),
+            "config": self.config.to_dict(), "plan": self.plan.to_dict(),
+            "metadata": self.metadata(record),
         }
 
     # --- phases ---------------------------------------------------------------------------
     def _stepper_for(self, epoch: int) -> Stepper:
+        """Phase 1 (frozen): the head alone, at ``plan.head_lr``, on cached features;
+        phase 2: every layer, discriminative LRs from ``plan.base_lr``."""
         phase = 1 if epoch < self.freeze else 2
         if self.stepper is not None and phase == self.phase:
             return self.stepper
-        config = self.config
+        config, plan, images = self.config, self.plan, len(self.data.train_rows)
         if phase == 1:
             self.model.freeze_backbone()
-            lr, phase_epochs = config.lr, self.freeze
+            lr, warmup = plan.head_lr, ONECYCLE_PCT_START
+            total = self.freeze * head_steps(images, self.batch_size)
         else:
             self.model.unfreeze()
-            lr = config.lr / 2 if self.freeze else config.lr
-            phase_epochs = config.epochs - self.freeze
-        groups = self.model.param_groups(lr, config.lr_mult_early)
+            lr, warmup = plan.base_lr, plan.warmup
+            total = (config.epochs - self.freeze) * steps_per_epoch(images, self.batch_size,
+                                                                     self.accumulate)
+        groups = self.model.param_groups(lr, plan.lr_mult_early)
         optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
-        total = phase_epochs * steps_per_epoch(len(self.data.train_rows), config.batch_size,
-                                               config.accumulate)
         scheduler = make_scheduler(optimizer, config.schedule, total,
-                                   [float(g["lr"]) for g in groups])
+                                   [float(g["lr"]) for g in groups], warmup)
         pending, self._pending = self._pending, None
         if pending is not None and int(pending["phase"]) == phase:
             optimizer.load_state_dict(pending["optimizer"])
@@ -214,6 +231,12 @@ class TrainingSession:
             f"{len(data.val_rows)} validation images, epochs {self.epoch + 1}-{config.epochs}")})
         first = self.epoch
         try:
+            if self.plan.lr is None and not self._probe_lr():
+                return "stopped"
+            if not config.plan:
+                self.config = replace(config, plan=self.plan.to_dict())
+                self.folder.write_config(self.config)
+            self.emit({"type": "message", "text": f"schedule: {self.plan.describe()}"})
             for epoch in range(first, config.epochs):
                 if epoch > first and self.should_stop():
                     self.emit({"type": "message", "text": f"stopped after epoch {epoch}: "
@@ -227,38 +250,87 @@ class TrainingSession:
             self.reader.close()
         return "done"
 
+    def _probe_lr(self) -> bool:
+        """``lr`` auto: the LR finder on a short probe; False when stopped during it."""
+        from cxr_desktop.core.train.lr_finder import probe_lr
+
+        found = probe_lr(self.model, self.reader, self.data, self.plan, self.precision,
+                         self.config, self.emit, self.should_stop)
+        if found is None:
+            self.emit({"type": "message", "text": "stopped during the LR probe: nothing "
+                       "trained yet"})
+            return False
+        self.plan = found
+        return True
+
     def _one_epoch(self, epoch: int) -> bool:
         config, data = self.config, self.data
         stepper = self._stepper_for(epoch)
         if self.state.pos == 0:
             self.generator.manual_seed(config.seed * 1_000_003 + epoch + 1)
-        order = epoch_order(data, config.class_balance, config.seed, epoch)
         started, seen_before = time.perf_counter(), self.state.seen
-        completed = train_one_epoch(
-            stepper, self.reader, order, self.state, epoch=epoch + 1,
-            log_every=config.log_every_n_batches, emit=self.emit,
-            should_stop=self.should_stop)
+        val_rows = np.sort(data.val_rows)
+        if self.phase == 1:
+            validation = self._frozen_epoch(stepper, epoch)
+            completed = validation is not None
+            train_s = time.perf_counter() - started
+        else:
+            stepper.size = self.plan.sizes[epoch]
+            order = epoch_order(data, config.class_balance, config.seed, epoch)
+            completed = train_one_epoch(
+                stepper, self.reader, order, self.state, epoch=epoch + 1,
+                log_every=config.log_every_n_batches, emit=self.emit,
+                should_stop=self.should_stop)
+            train_s = time.perf_counter() - started
+            validation = validation_pass(self.model, self.reader, val_rows, self.precision,
+                                         stepper.batch_size, self.should_stop) \
+                if completed else None
         self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
-        train_s = time.perf_counter() - started
-        metrics = evaluate(self.model, self.reader, data, self.eval_loss, self.precision,
-                           stepper.batch_size, config.threshold,
-                           self.should_stop) if completed else None
-        if metrics is None:  # stopped in training or validation: resume goes on from here
+        if validation is None:  # stopped in training or validation: resume goes on from here
             save_checkpoint(self.folder.last_path, self._checkpoint(None))
             where = "validation of" if completed else "training"
             self.emit({"type": "message", "text": f"stopped in {where} epoch {epoch + 1}: "
                        f"{self.folder.last_path} saved, resume to go on"})
             return False
-        epoch_s = time.perf_counter() - started
+        metrics = score(data, val_rows, validation.logits, self.eval_loss, config.threshold)
         record = {
             "epoch": epoch + 1, "epochs": config.epochs, "phase": self.phase,
             "train_loss": self.state.train_loss, **metrics, "lr": stepper.lr,
-            "epoch_s": epoch_s,
+            "epoch_s": time.perf_counter() - started,
             "images_per_s": (self.state.seen - seen_before) / max(train_s, 1e-9),
-            "batch_size": stepper.batch_size,
+            "batch_size": stepper.batch_size, "train_size": self.plan.sizes[epoch],
         }
-        self.epoch = epoch + 1
-        improved = self.best.update(self.epoch, metrics["val_auc"], metrics["val_loss"])
+        self._end_epoch(record, validation)
+        return True
+
+    def _frozen_epoch(self, stepper: Stepper, epoch: int) -> Validation | None:
+        """Train the head on the frozen backbone's features (computed on the first frozen
+        epoch of the session); the validation pass of the same features. None if stopped."""
+        data, model = self.data, self.model
+        if self._frozen is None:
+            rows = np.sort(data.train_rows)
+            train = pooled_features(model, self.reader, rows, self.precision,
+                                    stepper.batch_size, self.should_stop)
+            val = None if train is None else validation_pass(
+                model, self.reader, np.sort(data.val_rows), self.precision,
+                stepper.batch_size, self.should_stop)
+            if train is None or val is None:
+                return None
+            self._frozen = (train, val)
+        train, val = self._frozen
+        targets = torch.from_numpy(np.ascontiguousarray(
+            data.targets[np.sort(data.train_rows)])).to(self.device)
+        self.state = EpochState()
+        train_head_epoch(stepper, train, targets, self.state, self.config.seed + epoch)
+        model.eval()
+        with torch.no_grad():
+            logits = model.forward_head(val.features.to(self.device)[:, :, None, None])
+        return Validation(logits.float().cpu(), val.features)
+
+    def _end_epoch(self, record: dict[str, Any], validation: Validation) -> None:
+        config = self.config
+        self.epoch = record["epoch"]
+        improved = self.best.update(self.epoch, record["val_auc"], record["val_loss"])
         patience = config.early_stop_patience
         early = bool(patience) and self.best.bad_epochs >= patience
         self.finished = early or self.epoch == config.epochs
@@ -267,6 +339,7 @@ class TrainingSession:
         checkpoint = self._checkpoint(record)
         if improved:
             save_checkpoint(self.folder.best_path, checkpoint)
+            self._keep_scope_features(validation.features, checkpoint["metadata"])
         save_checkpoint(self.folder.last_path, checkpoint)
         self.emit(jsonable({"type": "epoch", **record, "best": improved,
                             "best_epoch": self.best.epoch, "best_val_auc": self.best.val_auc}))
@@ -274,4 +347,12 @@ class TrainingSession:
             self.emit({"type": "message", "text": (
                 f"early stop after epoch {self.epoch}: no better validation AUC for "
                 f"{patience} epoch(s); best epoch {self.best.epoch}")})
-        return True
+
+    def _keep_scope_features(self, features: Tensor, metadata: dict[str, Any]) -> None:
+        """The vectors the head saw for the validation images of the best checkpoint: the
+        out-of-scope model is fitted on them after the last epoch, with no extra pass."""
+        step = max(1, -(-len(features) // SCOPE_MAX_ROWS))
+        with torch.no_grad():
+            normed = self.model.pool_norm(features[::step].to(self.device)[:, :, None, None])
+        self.scope_features = normed.flatten(1).double().cpu().numpy()
+        self.scope_checkpoint = metadata
