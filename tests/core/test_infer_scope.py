@@ -107,3 +107,33 @@ def test_a_stopped_scope_fit_saves_nothing(tiny_run, tmp_path):
     assert not (copy / SCOPE_NAME).exists() and len(calls) == 2
     assert isinstance(fit_run_scope(copy, spec), ScopeModel)
     assert (copy / SCOPE_NAME).is_file()
+
+
+@pytest.mark.parametrize(("count", "dims"), [(40, 128), (200, 16)])
+def test_the_scope_from_validation_features_is_ledoit_wolf_cross_fitted(count, dims):
+    from sklearn.covariance import LedoitWolf
+
+    from cxr_desktop.core.infer.scope import fit_scope_features
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(count, dims)) @ rng.normal(size=(dims, dims)) * 0.1 + 2.0
+    scope = fit_scope_features(features, folds=4)
+    reference = LedoitWolf().fit(features)
+    np.testing.assert_allclose(scope.mean, reference.location_)
+    np.testing.assert_allclose(scope.precision, np.linalg.inv(reference.covariance_),
+                               rtol=1e-6, atol=1e-9 * np.abs(scope.precision).max())
+    assert scope.meta["shrinkage"] == pytest.approx(reference.shrinkage_)
+    # Each fold's distances come from a model that never saw it.
+    fold_of = np.arange(count) % 4
+    expected = np.empty(count)
+    for fold in range(4):
+        held = fold_of == fold
+        other = LedoitWolf().fit(features[~held])
+        delta = features[held] - other.location_
+        expected[held] = np.sqrt(np.einsum("nd,de,ne->n", delta,
+                                           np.linalg.inv(other.covariance_), delta))
+    np.testing.assert_allclose(scope.val_distances, expected, rtol=1e-6)
+    assert scope.threshold == pytest.approx(np.percentile(expected, 99))
+    assert scope.meta["val_images"] == count and scope.meta["folds"] == 4
+    with pytest.raises(CxrError, match="4 validation images"):
+        fit_scope_features(features[:3])

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.covariance import LedoitWolf
 from torch import Tensor
 
 from cxr_desktop.core.atomic import atomic_write
@@ -153,14 +152,72 @@ def fit_scope(model: CxrNet, train_batches: Iterable[Tensor | np.ndarray],
     return scope
 
 
+@dataclass
+class _LedoitWolf:
+    """Ledoit-Wolf shrinkage of the covariance of (N, D) rows, computed from the N x N Gram
+    matrix (as sklearn's ``ledoit_wolf_shrinkage``, which forms D x D products): the
+    covariance is ``scale * I + (1 - shrinkage) / N * C'C`` (``C`` the centred rows)."""
+
+    mean: np.ndarray
+    centered: np.ndarray
+    shrinkage: float
+    scale: float
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> _LedoitWolf:
+        mean = features.mean(axis=0)
+        centered = features - mean
+        count, dims = centered.shape
+        gram = centered @ centered.T
+        norms = np.diag(gram)
+        mu = float(norms.sum()) / (count * dims)
+        delta = (float(np.sum(gram * gram)) / count ** 2 - 2 * mu * float(norms.sum()) / count
+                 + dims * mu ** 2) / dims
+        beta = (float(np.sum(norms * norms)) / count
+                - float(np.sum(gram * gram)) / count ** 2) / (dims * count)
+        beta = min(beta, delta)
+        shrinkage = 0.0 if beta == 0 else beta / delta
+        return cls(mean, centered, shrinkage, shrinkage * mu)
+
+    def _inner(self) -> np.ndarray:
+        """The N x N matrix of the Woodbury identity (N < D, shrinkage in (0, 1))."""
+        count = len(self.centered)
+        return (self.scale * count / (1.0 - self.shrinkage) * np.eye(count)
+                + self.centered @ self.centered.T)
+
+    def _woodbury(self) -> bool:
+        count, dims = self.centered.shape
+        return count < dims and 0.0 < self.shrinkage < 1.0 and self.scale > 0
+
+    def precision(self) -> np.ndarray:
+        """The inverse of the shrunk covariance: through the Woodbury identity when N < D
+        (an N x N solve), else a plain inverse (it is positive definite)."""
+        count, dims = self.centered.shape
+        if self._woodbury():
+            solved = np.linalg.solve(self._inner(), self.centered)
+            return (np.eye(dims) - self.centered.T @ solved) / self.scale
+        covariance = (1.0 - self.shrinkage) / count * self.centered.T @ self.centered
+        covariance[np.diag_indices(dims)] += self.scale
+        return np.linalg.inv(covariance)
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances of (M, D) rows, without forming the D x D precision."""
+        delta = features - self.mean
+        if not self._woodbury():
+            return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", delta, self.precision(),
+                                                delta), 0.0))
+        projected = delta @ self.centered.T
+        squared = (np.einsum("nd,nd->n", delta, delta) - np.einsum(
+            "nk,nk->n", projected, np.linalg.solve(self._inner(), projected.T).T)) / self.scale
+        return np.sqrt(np.maximum(squared, 0.0))
+
+
 def _fit_distance(features: np.ndarray) -> tuple[ScopeModel, float]:
     """Mean and shrunk precision of ``features`` (threshold still 0), and the shrinkage."""
-    # The shrunk covariance is positive definite: a plain inverse is exact and several times
-    # faster than the eigendecomposition behind sklearn's precision_ (1280 features).
-    estimator = LedoitWolf(store_precision=False).fit(features)
-    scope = ScopeModel(mean=estimator.location_, precision=np.linalg.inv(estimator.covariance_),
-                       threshold=0.0, val_distances=np.zeros(0))
-    return scope, float(estimator.shrinkage_)
+    model = _LedoitWolf.fit(np.asarray(features, dtype=np.float64))
+    scope = ScopeModel(mean=model.mean, precision=model.precision(), threshold=0.0,
+                       val_distances=np.zeros(0))
+    return scope, model.shrinkage
 
 
 def fit_scope_features(val_features: np.ndarray, percentile: float = DEFAULT_PERCENTILE,
@@ -176,8 +233,7 @@ def fit_scope_features(val_features: np.ndarray, percentile: float = DEFAULT_PER
     distances = np.empty(len(features))
     for fold in range(folds):
         held = fold_of == fold
-        partial, _ = _fit_distance(features[~held])
-        distances[held] = partial.distance(features[held])
+        distances[held] = _LedoitWolf.fit(features[~held]).distances(features[held])
     scope, shrinkage = _fit_distance(features)
     scope.val_distances = distances
     scope.threshold = float(np.percentile(distances, percentile))
