@@ -88,8 +88,9 @@ def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
                         "frozen (the head trains on features computed once); default auto: "
                         "none in a short run")
     if epochs:
-        parser.add_argument("--no-progressive", action="store_true",
-                            help="every epoch at --size (default: the first epochs smaller)")
+        parser.add_argument("--progressive", action="store_true",
+                            help="first epochs at a lower size, rising to --size (faster; "
+                                 "it can cost AUC)")
     parser.add_argument("--pretrained", default="auto", metavar="auto|none|PATH",
                         help="ImageNet weights when found (auto), none, or a weights file")
     parser.add_argument("--device", choices=DEVICES, default="auto")
@@ -143,7 +144,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if hasattr(args, "epochs"):
         config.epochs, config.out = args.epochs, args.out
         config.early_stop_patience, config.schedule = args.early_stop, args.schedule
-        config.progressive = not args.no_progressive
+        config.progressive = args.progressive
     return config.validate()
 
 

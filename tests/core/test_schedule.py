@@ -18,8 +18,8 @@ from cxr_desktop.core.train.schedule import (
 
 
 def test_a_short_and_a_long_budget_get_different_sensible_plans():
-    short = plan_schedule(TrainConfig(epochs=2, size=224), 648)
-    long = plan_schedule(TrainConfig(epochs=30, size=224), 648)
+    short = plan_schedule(TrainConfig(epochs=2, size=224, progressive=True), 648)
+    long = plan_schedule(TrainConfig(epochs=30, size=224, progressive=True), 648)
     # A short run spends no epoch frozen; a long one starts with one (a cheap linear probe).
     assert short.freeze_epochs == 0 and long.freeze_epochs == 1
     assert short.fine_epochs == 2 and long.fine_epochs == 29
@@ -65,7 +65,8 @@ def test_progressive_sizes_rise_to_the_full_size():
     six = progressive_sizes(224, 6)
     assert six[-2:] == [224, 224] and six == sorted(six) and six[0] == 176
     assert all(s >= 75 for s in progressive_sizes(96, 5, min_size=75))
-    assert plan_schedule(TrainConfig(epochs=1, size=224), 100).sizes == [224]
+    assert plan_schedule(TrainConfig(epochs=1, size=224, progressive=True), 100).sizes == [224]
+    assert plan_schedule(TrainConfig(epochs=6, size=224), 100).sizes == [224] * 6
 
 
 def test_the_plan_round_trips_through_json_and_describes_itself():

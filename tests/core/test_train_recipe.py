@@ -71,7 +71,7 @@ def test_lr_auto_takes_the_probe_suggestion_and_records_it(tmp_path, spec, monke
     monkeypatch.setattr(lr_finder, "lr_sweep", fake_sweep)
     events = []
     result = fit(config(tmp_path, "run", lr="auto"), events.append, spec=spec)
-    assert result.status == "done" and swept == [(lr_finder.PROBE_STEPS, 32)]
+    assert result.status == "done" and swept == [(lr_finder.PROBE_STEPS, 48)]
     messages = [e["text"] for e in events if e["type"] == "message"]
     assert any(m.startswith("LR probe: the LR finder suggests 2.0e-03") for m in messages)
     assert any(m.startswith("schedule: 2 epochs") and "from the probe" in m
@@ -137,13 +137,13 @@ def test_progressive_sizes_train_smaller_first_and_validate_at_full_size(
         tmp_path, spec, monkeypatch):
     calls: list[tuple[str, int, int]] = []
     counting_forward(monkeypatch, calls)
-    result = fit(config(tmp_path, "run", epochs=3, size=64), spec=spec)
+    result = fit(config(tmp_path, "run", epochs=3, size=64, progressive=True), spec=spec)
     assert [r["train_size"] for r in result.history] == [48, 64, 64]
     train_sides = [c[2] for c in calls if c[0] == "train"]
     assert train_sides[0] == 48 and train_sides[-1] == 64
     assert {c[2] for c in calls if c[0] == "eval"} == {64}
     assert load_checkpoint(tmp_path / "run" / "best.pt")["metadata"]["input_size"] == 64
-    fixed = fit(config(tmp_path, "fixed", epochs=3, size=64, progressive=False), spec=spec)
+    fixed = fit(config(tmp_path, "fixed", epochs=3, size=64), spec=spec)
     assert [r["train_size"] for r in fixed.history] == [64, 64, 64]
 
 
@@ -173,7 +173,7 @@ def test_the_scope_comes_from_the_validation_pass_with_no_extra_pass(
 
 def test_a_run_saved_before_plans_existed_resumes(tmp_path, spec):
     events = []
-    stopped = fit(config(tmp_path, "run", epochs=3, size=64), events.append,
+    stopped = fit(config(tmp_path, "run", epochs=3, size=64, progressive=True), events.append,
                   lambda: any(e["type"] == "epoch" for e in events), spec=spec)
     assert stopped.status == "stopped"
     folder = RunFolder(tmp_path / "run")

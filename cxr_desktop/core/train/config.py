@@ -73,7 +73,8 @@ class TrainConfig:
     ``batch_size`` 0 and ``freeze_epochs`` -1 leave the value to the schedule, which follows
     the epochs and the dataset size (``core.train.schedule``); a number is kept as given.
     ``lr`` is the peak LR of the head, ``lr_mult_early`` the share of it the earliest layers
-    get. ``progressive`` lets the first epochs train at a lower size. ``plan`` is filled by
+    get. ``progressive`` trains the first epochs at a lower size (off by default: it cost
+    validation AUC in ``bench/recipe.py``). ``plan`` is filled by
     the engine: the schedule it resolved (the LR probe's result included), so ``resume``
     follows the same one; leave it empty in a new request. ``size`` 0 means the
     architecture's own input size. ``out`` empty means a new folder under the runs folder.
@@ -90,7 +91,7 @@ class TrainConfig:
     lr: float | str = AUTO_LR
     freeze_epochs: int = AUTO_FREEZE
     lr_mult_early: float = 0.5
-    progressive: bool = True
+    progressive: bool = False
     schedule: str = "onecycle"
     weight_decay: float = 0.01
     pretrained: str = "auto"

@@ -18,9 +18,12 @@ the budget, by rules chosen on ``bench/recipe.py`` (real radiographs, data no te
 - **Batch size**: 16 up to ``2_500`` training images, 32 up to ``10_000``, 64 beyond: a
   short run on a small dataset needs the optimizer steps more than a big batch.
 - **Warm-up**: about one epoch of the one-cycle schedule, between 10 % and 30 % of it.
-- **Sizes** (``progressive``): the first fine-tuning epochs train at a lower size (from
-  ``PROGRESSIVE_LOW`` of the final size up), the last third at the full size, as fastai's
-  progressive resizing; validation always runs at the full size.
+- **Sizes**: every epoch at the full size. With ``progressive`` (opt-in) the first
+  fine-tuning epochs train at a lower size (from ``PROGRESSIVE_LOW`` of the final size up),
+  the last third at the full size, as fastai's progressive resizing; validation always runs
+  at the full size. It saves a fifth to a third of the compute, but on the bench it cost
+  validation AUC: 0.855 -> 0.776 in 2 epochs and 0.948 -> 0.937 in 6 on the multi-label
+  set, so it is not the default.
 """
 
 from __future__ import annotations
