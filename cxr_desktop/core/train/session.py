@@ -236,7 +236,8 @@ class TrainingSession:
             if not config.plan:
                 self.config = replace(config, plan=self.plan.to_dict())
                 self.folder.write_config(self.config)
-            self.emit({"type": "message", "text": f"schedule: {self.plan.describe()}"})
+            self.emit({"type": "message", "text": f"schedule: {self.plan.describe()}",
+                       "plan": self.plan.to_dict()})
             for epoch in range(first, config.epochs):
                 if epoch > first and self.should_stop():
                     self.emit({"type": "message", "text": f"stopped after epoch {epoch}: "
