@@ -37,6 +37,7 @@ def _configure(tab, demo_spec, epochs: int) -> None:
     tab.epochs.setValue(epochs)
     tab.freeze.setValue(0)
     tab.batch.setValue(8)
+    tab.lr.setValue(1e-3)
 
 
 def test_start_streams_points_then_stop_leaves_a_checkpoint(tab, qtbot, demo_spec):
@@ -61,6 +62,38 @@ def test_start_streams_points_then_stop_leaves_a_checkpoint(tab, qtbot, demo_spe
     run = load_run(records[0].run_dir, which="last")
     assert run.metadata["arch"] == "small_cnn"
     assert tab.history.rowCount() == 1 and tab.history.item(0, 3).text() == "stopped"
+
+
+def test_schedule_shown_before_start_follows_the_form_and_the_probe(tab, qtbot, demo_spec):
+    assert tab.schedule.text().startswith("Schedule: open a dataset")
+    tab.set_dataset(demo_spec)
+    tab.arch.setCurrentIndex(tab.arch.findData("small_cnn"))
+    tab.size.setValue(64)
+    tab.pretrained.setCurrentIndex(tab.pretrained.findText("none"))
+    assert tab.freeze.text() == "auto" and tab.batch.text() == "auto" and tab.lr.text() == "auto"
+    tab.epochs.setValue(12)
+    plan = tab.schedule.plan
+    assert plan is not None and plan.freeze_epochs == 0  # nothing pretrained to freeze
+    assert plan.batch_size == 16 and plan.lr_source == "auto" and plan.sizes == [64] * 12
+    assert "LR auto" in tab.schedule.text() and "no frozen epoch" in tab.schedule.text()
+    tab.pretrained.setCurrentIndex(tab.pretrained.findText("auto"))
+    tab.arch.setCurrentIndex(tab.arch.findData("efficientnet_lite0"))
+    assert tab.schedule.plan.freeze_epochs == 1 and "1 frozen" in tab.schedule.text()
+    tab.epochs.setValue(3)
+    assert tab.schedule.plan.freeze_epochs == 0
+    tab.lr.setValue(2e-3)
+    tab.batch.setValue(8)
+    assert tab.schedule.plan.lr == 2e-3 and "head 2.0e-03" in tab.schedule.text()
+    assert "batch 8" in tab.schedule.text()
+    # A run with the LR left at auto shows the LR its probe found.
+    _configure(tab, demo_spec, epochs=1)
+    tab.pretrained.setCurrentIndex(tab.pretrained.findText("none"))
+    tab.lr.setValue(0.0)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.schedule.text().startswith("Running:"), timeout=120_000)
+    assert tab.schedule.plan.lr_source == "probe" and "LR from the probe" in tab.schedule.text()
+    qtbot.waitUntil(lambda: not tab.engine.is_running(), timeout=120_000)
+    assert tab.schedule.text().startswith("Schedule:")
 
 
 def test_resume_selected_run_finishes_it(tab, qtbot, demo_spec):

@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -29,17 +28,26 @@ from PySide6.QtWidgets import (
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.device import DeviceInfo
 from cxr_desktop.core.errors import CxrError
-from cxr_desktop.core.models import ARCHITECTURES
+from cxr_desktop.core.models import ARCHITECTURES, get_arch
+from cxr_desktop.core.models.weights import find_weights
 from cxr_desktop.core.runs.folder import RunFolder
 from cxr_desktop.core.runs.registry import RunRecord
 from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
+from cxr_desktop.core.train.config import AUTO_BATCH, AUTO_FREEZE
 from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
+from cxr_desktop.core.train.schedule import FREEZE_FROM_EPOCHS, SchedulePlan, plan_schedule
 from cxr_desktop.gui.dialogs.preferences import load_preferences
 from cxr_desktop.gui.engine_worker import EngineRunner
 from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
 from cxr_desktop.gui.widgets.labelled_progress import LabelledProgress
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.widgets.run_history import RunHistory
+from cxr_desktop.gui.widgets.schedule_preview import (
+    SchedulePreview,
+    auto_lr_box,
+    auto_spin,
+    lr_setting,
+)
 from cxr_desktop.gui.workers import TaskRunner
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # run statuses Resume can go on from
@@ -71,6 +79,7 @@ class TrainingTab(QWidget):
         self._epochs = 1
         self._done_at_start: float | None = None
         self._pretrained_file = ""
+        self._train_images = 0
         self.dataset_label = QLabel("none: open one in the Dataset tab")
         self.dataset_label.setWordWrap(True)
         self.device_label = QLabel("probing...")
@@ -83,17 +92,17 @@ class TrainingTab(QWidget):
         self.size = _spin(0, 1024, 0, "Input size in pixels; 0 = the architecture's default "
                           "(224, or 299 for Inception-v3). Smaller is faster.")
         self.epochs = _spin(1, 500, 10, "Epochs in all, frozen ones included")
-        self.freeze = _spin(0, 50, 1, "Epochs with the pretrained backbone frozen (only the "
-                            "new head trains), then everything with lower LRs early on")
-        self.batch = _spin(1, 1024, 32, "Images per batch; halved automatically on a CUDA "
-                           "out-of-memory error")
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(6)
-        self.lr.setRange(1e-6, 1.0)
-        self.lr.setSingleStep(1e-4)
-        self.lr.setValue(1e-3)
-        self.lr.setToolTip("Peak learning rate of the one-cycle schedule; the LR finder "
-                           "suggests one")
+        self.freeze = auto_spin(AUTO_FREEZE, 50, "Epochs with the pretrained backbone frozen "
+                                "(only the new head trains, on features computed once), then "
+                                "everything with lower LRs early on; auto: one in runs of "
+                                f"{FREEZE_FROM_EPOCHS} epochs or more, else none")
+        self.batch = auto_spin(AUTO_BATCH, 1024, "Images per batch; auto: from the number of "
+                               "training images; halved automatically on a CUDA out-of-memory "
+                               "error")
+        self.lr = auto_lr_box("Peak learning rate of the one-cycle schedule (the head's; "
+                              "earlier layers get less); auto: the LR finder's suggestion on "
+                              "a short probe at the start; Find LR sets one")
+        self.schedule = SchedulePreview()
         self.pretrained = QComboBox()
         self.pretrained.addItems(PRETRAINED_CHOICES)
         self.pretrained.setToolTip("auto: ImageNet weights when found, else from scratch; "
@@ -114,6 +123,7 @@ class TrainingTab(QWidget):
         form.addRow("Learning rate:", self.lr)
         form.addRow("Pretrained:", self.pretrained)
         form.addRow(self.augment)
+        form.addRow(self.schedule)
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume selected")
@@ -168,6 +178,11 @@ class TrainingTab(QWidget):
         self.resume_button.clicked.connect(self.resume_selected)
         self.lr_button.clicked.connect(self.find_lr)
         self.pretrained.activated.connect(self._on_pretrained_choice)
+        for box in (self.size, self.epochs, self.freeze, self.batch):
+            box.valueChanged.connect(self._show_schedule)
+        self.lr.valueChanged.connect(self._show_schedule)
+        self.arch.currentIndexChanged.connect(self._show_schedule)
+        self.pretrained.currentIndexChanged.connect(self._show_schedule)
         self.history.itemSelectionChanged.connect(self._on_history_selected)
         self.engine.event.connect(self._on_event)
         self.engine.done.connect(self._on_done)
@@ -183,6 +198,8 @@ class TrainingTab(QWidget):
         counts = ", ".join(f"{name} {info['images']}" for name, info in summary.items())
         self.dataset_label.setText(f"{spec.root.name}: {spec.task}, "
                                    f"{', '.join(spec.classes)} ({counts})")
+        self._train_images = int(summary.get("train", {}).get("images", 0))
+        self._show_schedule()
         self._on_running_changed(self.engine.is_running())
 
     @Slot(object)
@@ -215,11 +232,28 @@ class TrainingTab(QWidget):
             dataset=str(self.spec.source.get("path") or self.spec.root),
             dataset_options=dict(self.spec.source.get("options") or {}),
             arch=self.arch.currentData(), size=self.size.value(), epochs=self.epochs.value(),
-            batch_size=self.batch.value(), lr=self.lr.value(),
+            batch_size=self.batch.value(), lr=lr_setting(self.lr),
             freeze_epochs=self.freeze.value(), pretrained=pretrained, augment=augment,
             log_every_n_batches=GUI_LOG_EVERY, device=preferences.device,
             workers=preferences.cache_threads,
         )
+
+    def _will_be_pretrained(self) -> bool:
+        choice = PRETRAINED_CHOICES[min(self.pretrained.currentIndex(), 2)]
+        if choice == "none":
+            return False
+        return choice != "auto" or find_weights(get_arch(self.arch.currentData())) is not None
+
+    @Slot()
+    def _show_schedule(self) -> None:
+        """The plan Start would follow with the form as it is (not while a run shows its own)."""
+        if self.engine.is_running():
+            return
+        if self.spec is None:
+            self.schedule.show_nothing("open a dataset to see the schedule")
+            return
+        self.schedule.show_plan(plan_schedule(self.config(), self._train_images,
+                                              pretrained=self._will_be_pretrained()))
 
     # Jobs --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -289,6 +323,8 @@ class TrainingTab(QWidget):
             self.progress.setValue(int(1000 * event["done"] / total))
             self.progress.setFormat(f"preparing images {event['done']}/{total}")
         elif kind == "message":
+            if event.get("plan"):
+                self.schedule.show_plan(SchedulePlan.from_dict(event["plan"]), running=True)
             self.message.setText(event["text"])
             self.status_message.emit(event["text"])
         elif kind == "lr_find":
@@ -345,6 +381,8 @@ class TrainingTab(QWidget):
         self.resume_button.setEnabled(not running and record is not None
                                       and record.status in RESUMABLE)
         self.stop_button.setEnabled(running)
+        if not running:
+            self._show_schedule()
 
     # Run history -------------------------------------------------------------------------
     def refresh_history(self) -> None:
