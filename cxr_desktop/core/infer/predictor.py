@@ -33,7 +33,16 @@ from torch import Tensor
 
 from cxr_desktop.core.device import pick_device
 from cxr_desktop.core.errors import FileError, ModelError, first_line
-from cxr_desktop.core.infer.scope import SCOPE_NAME, ScopeCheck, ScopeModel, check_scope, pooled
+from cxr_desktop.core.infer.ood import OodInputs
+from cxr_desktop.core.infer.scope import (
+    SCOPE_NAME,
+    ImageScope,
+    ScopeCheck,
+    ScopeModel,
+    check_scope,
+    pooled,
+)
+from cxr_desktop.core.infer.scope_layers import LayerRecorder
 from cxr_desktop.core.io import INTENSITY_CHAIN, Radiograph, model_input
 from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.models.state_dicts import read_state_dict, remap_keys
@@ -51,6 +60,9 @@ class Prediction:
     Binary: the positive class's sigmoid and its complement; multilabel: one sigmoid per
     class (they need not sum to 1); multiclass: a softmax. ``positives``: the classes at or
     above the run's threshold (binary, multilabel) or the top class (multiclass).
+    ``in_scope``/``scope_reason`` combine the two scope signals; ``scope_image`` is the
+    image score against its threshold (None without a scope.npz), ``scope_tags_*`` the
+    DICOM-tag check.
     """
 
     probabilities: dict[str, float]
@@ -62,12 +74,19 @@ class Prediction:
     ood_distance: float | None
     ms: float
     input_key: str = field(repr=False, default="")
+    scope_image: ImageScope | None = None
+    scope_tags_in_scope: bool = True
+    scope_tags_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
                 "top_class": self.top_class, "positives": self.positives,
                 "threshold": self.threshold, "in_scope": self.in_scope,
                 "scope_reason": self.scope_reason,
+                "scope_image": None if self.scope_image is None
+                else self.scope_image.to_dict(),
+                "scope_tags": {"in_scope": self.scope_tags_in_scope,
+                               "reason": self.scope_tags_reason},
                 "ood_distance": None if self.ood_distance is None
                 else round(self.ood_distance, 3), "ms": round(self.ms, 1)}
 
@@ -134,8 +153,9 @@ class Predictor:
             self.warnings.append(
                 f"the model was trained with intensity chain {chain or 'unknown'}, images are "
                 f"now prepared with {INTENSITY_CHAIN}: predictions may be off")
-        # input key -> (model input, last feature maps), most recent last
-        self._cache: OrderedDict[str, tuple[Tensor, Tensor]] = OrderedDict()
+        # input key -> (model input, last feature maps, stage statistics), most recent last
+        self._cache: OrderedDict[str, tuple[Tensor, Tensor, dict[str, np.ndarray]]] = \
+            OrderedDict()
 
     # --- loading --------------------------------------------------------------------------
     @classmethod
@@ -179,16 +199,28 @@ class Predictor:
 
     def forward_maps(self, key: str, x: Tensor) -> Tensor:
         """The last feature maps of ``x``: from the cache, else one forward pass."""
+        return self._forward(key, x)[1]
+
+    def _forward(self, key: str, x: Tensor) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
+        """The cache entry of ``x``; the forward pass records the stage statistics when the
+        scope model needs them (forward hooks: no second pass)."""
         with self.lock:
             entry = self._cache.get(key)
             if entry is None:
+                layers: dict[str, np.ndarray] = {}
                 with torch.no_grad():
-                    entry = (x, self.model.forward_features(x))
+                    if self.scope is not None and self.scope.needs_layers:
+                        with LayerRecorder(self.model) as recorder:
+                            maps = self.model.forward_features(x)
+                        layers = recorder.take()
+                    else:
+                        maps = self.model.forward_features(x)
+                entry = (x, maps, layers)
                 self._cache[key] = entry
                 while len(self._cache) > FEATURE_CACHE_SIZE:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
-            return entry[1]
+            return entry
 
     def cached_input(self, key: str) -> Tensor | None:
         """The model input of a recent prediction (its ``input_key``), if still cached."""
@@ -214,12 +246,13 @@ class Predictor:
         start = time.perf_counter()
         x = self.prepare(radiograph)
         key = self.input_key(radiograph, x)
-        maps = self.forward_maps(key, x)
+        _, maps, layers = self._forward(key, x)
         with self.lock, torch.no_grad():
             features = pooled(self.model, maps)
             logits = self.model.head(features)[0]
         probs = self.probabilities(logits)
-        check = self.check_scope(radiograph, features.double().cpu().numpy())
+        check = self.check_scope(radiograph, OodInputs(
+            features.double().cpu().numpy(), logits.double().cpu().numpy()[None], layers))
         top = max(probs, key=probs.__getitem__)
         if self.task == "multiclass":
             positives = [top]
@@ -228,11 +261,12 @@ class Predictor:
             if self.task == "binary" and not positives:
                 positives = [c for c in probs if c != self.output_names[0]]
         return Prediction(probs, top, positives, self.threshold, check.in_scope, check.reason,
-                          check.distance, (time.perf_counter() - start) * 1000.0, key)
+                          check.score, (time.perf_counter() - start) * 1000.0, key,
+                          check.image, check.tags_in_scope, check.tags_reason)
 
-    def check_scope(self, radiograph: Radiograph, features: np.ndarray | None) -> ScopeCheck:
+    def check_scope(self, radiograph: Radiograph, inputs: OodInputs | None) -> ScopeCheck:
         return check_scope(radiograph, self.metadata.get("training_scope"), self.scope,
-                           features)
+                           inputs)
 
 
 def _run_scope(checkpoint: Path, metadata: dict[str, Any]) -> tuple[ScopeModel | None,
@@ -245,8 +279,13 @@ def _run_scope(checkpoint: Path, metadata: dict[str, Any]) -> tuple[ScopeModel |
         scope = ScopeModel.load(path)
     except FileError as exc:
         return None, [f"{exc}: only DICOM tags are checked for scope"]
+    warnings = []
+    if scope.legacy:
+        warnings.append(f"{path} is from an older cxr-desktop (pooled-feature distance, "
+                        "threshold at 1% false alarms): delete it and run cxr-desktop "
+                        "resume on the run to fit today's image score")
     if (scope.meta.get("checkpoint_saved") != metadata.get("saved")
             or scope.meta.get("epoch") != metadata.get("epoch")):
         return None, [f"{path} was fitted on another checkpoint than {checkpoint.name}: "
                       "only DICOM tags are checked for scope"]
-    return scope, []
+    return scope, warnings

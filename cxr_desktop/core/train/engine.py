@@ -34,7 +34,7 @@ from cxr_desktop.core.infer.scope import (
     SCOPE_NAME,
     checkpoint_meta,
     fit_run_scope,
-    fit_scope_features,
+    fit_scope_inputs,
 )
 from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
@@ -221,9 +221,9 @@ def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
     the train and validation images. A run is still done without it: the viewer then
     checks DICOM tags only."""
     try:
-        if session is not None and session.scope_features is not None \
+        if session is not None and session.scope_inputs is not None \
                 and session.scope_checkpoint is not None:
-            scope = fit_scope_features(session.scope_features)
+            scope = fit_scope_inputs(session.scope_inputs)
             scope.meta.update(checkpoint_meta(folder.best_path.name, session.scope_checkpoint))
             scope.save(folder.path / SCOPE_NAME)
         else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -21,6 +22,8 @@ from torch import Tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
 
 from cxr_desktop import __version__
+from cxr_desktop.core.infer.ood import OodInputs
+from cxr_desktop.core.infer.scope_layers import LayerRecorder
 from cxr_desktop.core.io import INTENSITY_CHAIN
 from cxr_desktop.core.models import CxrNet
 from cxr_desktop.core.runs.checkpoint import save_checkpoint
@@ -115,11 +118,13 @@ class TrainingSession:
         self.stepper: Stepper | None = None
         self._pending: dict[str, Any] | None = None
         # The frozen backbone's pooled features of the training images and the validation
-        # pass, computed once per session; the best epoch's validation features (for the
-        # out-of-scope model) and the metadata of its checkpoint.
+        # pass, computed once per session; the best epoch's validation features, logits and
+        # stage statistics (for the out-of-scope model) and the metadata of its checkpoint.
         self._frozen: tuple[Tensor, Validation] | None = None
-        self.scope_features: np.ndarray | None = None
+        self.scope_inputs: OodInputs | None = None
         self.scope_checkpoint: dict[str, Any] | None = None
+        # Stage statistics of the latest validation pass, recorded by forward hooks.
+        self._scope_layers: dict[str, np.ndarray] = {}
         self.reader = BatchReader(data, device)
         weight = None
         if config.class_balance == "weights" or (
@@ -283,9 +288,10 @@ class TrainingSession:
                 log_every=config.log_every_n_batches, emit=self.emit,
                 should_stop=self.should_stop)
             train_s = time.perf_counter() - started
-            validation = validation_pass(self.model, self.reader, val_rows, self.precision,
-                                         stepper.batch_size, self.should_stop) \
-                if completed else None
+            with self._recording_layers():
+                validation = validation_pass(self.model, self.reader, val_rows,
+                                             self.precision, stepper.batch_size,
+                                             self.should_stop) if completed else None
         self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
         if validation is None:  # stopped in training or validation: resume goes on from here
             save_checkpoint(self.folder.last_path, self._checkpoint(None))
@@ -312,9 +318,10 @@ class TrainingSession:
             rows = np.sort(data.train_rows)
             train = pooled_features(model, self.reader, rows, self.precision,
                                     stepper.batch_size, self.should_stop)
-            val = None if train is None else validation_pass(
-                model, self.reader, np.sort(data.val_rows), self.precision,
-                stepper.batch_size, self.should_stop)
+            with self._recording_layers():
+                val = None if train is None else validation_pass(
+                    model, self.reader, np.sort(data.val_rows), self.precision,
+                    stepper.batch_size, self.should_stop)
             if train is None or val is None:
                 return None
             self._frozen = (train, val)
@@ -340,7 +347,7 @@ class TrainingSession:
         checkpoint = self._checkpoint(record)
         if improved:
             save_checkpoint(self.folder.best_path, checkpoint)
-            self._keep_scope_features(validation.features, checkpoint["metadata"])
+            self._keep_scope_features(validation, checkpoint["metadata"])
         save_checkpoint(self.folder.last_path, checkpoint)
         self.emit(jsonable({"type": "epoch", **record, "best": improved,
                             "best_epoch": self.best.epoch, "best_val_auc": self.best.val_auc}))
@@ -349,11 +356,27 @@ class TrainingSession:
                 f"early stop after epoch {self.epoch}: no better validation AUC for "
                 f"{patience} epoch(s); best epoch {self.best.epoch}")})
 
-    def _keep_scope_features(self, features: Tensor, metadata: dict[str, Any]) -> None:
-        """The vectors the head saw for the validation images of the best checkpoint: the
-        out-of-scope model is fitted on them after the last epoch, with no extra pass."""
+    @contextmanager
+    def _recording_layers(self) -> Iterator[None]:
+        """Forward hooks record the stage statistics of the validation pass inside: what the
+        ``layers`` out-of-scope detector needs, at the cost of a mean and a std per channel."""
+        recorder = LayerRecorder(self.model)
+        with recorder:
+            yield
+        layers = recorder.take()
+        if all(len(v) == len(self.data.val_rows) for v in layers.values()):
+            self._scope_layers = layers
+
+    def _keep_scope_features(self, validation: Validation, metadata: dict[str, Any]) -> None:
+        """What the best checkpoint's validation pass computed (pooled features, logits,
+        stage statistics): the out-of-scope model is fitted on it after the last epoch, with
+        no extra pass."""
+        features = validation.features
         step = max(1, -(-len(features) // SCOPE_MAX_ROWS))
         with torch.no_grad():
             normed = self.model.pool_norm(features[::step].to(self.device)[:, :, None, None])
-        self.scope_features = normed.flatten(1).double().cpu().numpy()
+        layers = {name: values[::step] for name, values in self._scope_layers.items()
+                  if len(values) == len(features)}
+        self.scope_inputs = OodInputs(normed.flatten(1).double().cpu().numpy(),
+                                      validation.logits[::step].double().numpy(), layers)
         self.scope_checkpoint = metadata

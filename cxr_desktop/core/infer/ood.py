@@ -1,0 +1,349 @@
+"""Out-of-distribution detectors over what a model computes anyway, fitted on validation images.
+
+Each detector scores images (higher: less like the fit images) from an :class:`OodInputs`:
+the pooled features the head sees, the logits, and per-layer channel statistics that forward
+hooks record (:mod:`cxr_desktop.core.infer.scope_layers`). None needs labels or
+out-of-distribution examples, and none a pass of its own over the data:
+
+- ``mahalanobis``: distance of the pooled features to their mean under a Ledoit-Wolf shrunk
+  covariance (the app's first detector).
+- ``knn``: distance to the k-th nearest validation image on L2-normalised pooled features
+  (Sun et al. 2022, "Out-of-distribution detection with deep nearest neighbors").
+- ``layers``: Mahalanobis distance of each stage's channel means and standard deviations,
+  each standardised by its cross-fitted validation distances and summed (after Lee et al.
+  2018, who combine per-layer distances; early stages see texture and intensity statistics
+  that the last, task-tuned features may ignore: a tibia and a chest differ there first).
+- ``energy``: the negative free energy of the logits (Liu et al. 2020); for sigmoid outputs
+  the sum over outputs of ``-softplus(z)``, the joint energy of the multi-label case.
+
+Thresholds come from **cross-fitted** validation scores: each fold is scored by a detector
+fitted on the other folds, so a threshold is never set on images the fit saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cxr_desktop.core.errors import CxrError
+
+DEFAULT_FOLDS = 5
+KNN_K = 5
+#: Rows kept by the kNN bank and each layer's covariance fit: bounds scope.npz and the time.
+MAX_BANK_ROWS = 2048
+
+
+@dataclass
+class OodInputs:
+    """What the detectors read for N images; ``layers`` maps a stage name to (N, 2C)
+    channel means then standard deviations, ``logits`` is (N, K)."""
+
+    pooled: np.ndarray
+    logits: np.ndarray | None = None
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.pooled)
+
+    def take(self, rows: np.ndarray) -> OodInputs:
+        return OodInputs(self.pooled[rows], None if self.logits is None else self.logits[rows],
+                         {name: values[rows] for name, values in self.layers.items()})
+
+
+@dataclass
+class LedoitWolf:
+    """Mean and Ledoit-Wolf shrunk covariance of (N, D) rows, kept as what the distance needs.
+
+    The shrinkage is sklearn's ``ledoit_wolf_shrinkage`` computed from the N x N Gram matrix
+    (sklearn forms D x D products); the covariance is ``scale * I + (1 - shrinkage) / N *
+    C'C`` with ``C`` the centred rows. With fewer rows than dimensions the distance goes
+    through the Woodbury identity (an N x N matrix, the rows kept); otherwise through the
+    D x D precision. Either way the stored arrays are the smaller of the two.
+    """
+
+    mean: np.ndarray
+    scale: float
+    shrinkage: float
+    precision: np.ndarray | None = None  # (D, D) when N >= D
+    basis: np.ndarray | None = None  # (N, D) centred rows when N < D
+    inner_inv: np.ndarray | None = None  # (N, N) inverse of the Woodbury inner matrix
+
+    @classmethod
+    def fit(cls, rows: np.ndarray) -> LedoitWolf:
+        rows = np.asarray(rows, dtype=np.float64)
+        mean = rows.mean(axis=0)
+        centered = rows - mean
+        count, dims = centered.shape
+        gram = centered @ centered.T
+        norms = np.diag(gram)
+        mu = float(norms.sum()) / (count * dims)
+        gram_sq = float(np.sum(gram * gram))
+        delta = (gram_sq / count ** 2 - 2 * mu * float(norms.sum()) / count
+                 + dims * mu ** 2) / dims
+        beta = (float(np.sum(norms * norms)) / count - gram_sq / count ** 2) / (dims * count)
+        beta = min(beta, delta)
+        shrinkage = 0.0 if beta == 0 else beta / delta
+        scale = shrinkage * mu
+        if count < dims and 0.0 < shrinkage < 1.0 and scale > 0:
+            inner = scale * count / (1.0 - shrinkage) * np.eye(count) + gram
+            return cls(mean, scale, shrinkage, basis=centered, inner_inv=np.linalg.inv(inner))
+        covariance = (1.0 - shrinkage) / count * centered.T @ centered
+        covariance[np.diag_indices(dims)] += scale
+        return cls(mean, scale, shrinkage, precision=np.linalg.inv(covariance))
+
+    def full_precision(self) -> np.ndarray:
+        """The D x D precision (forms it from the Woodbury factors when needed)."""
+        if self.precision is not None:
+            return self.precision
+        assert self.basis is not None and self.inner_inv is not None
+        dims = self.mean.size
+        return (np.eye(dims) - self.basis.T @ self.inner_inv @ self.basis) / self.scale
+
+    def distances(self, rows: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances (not squared) of (M, D) rows."""
+        delta = np.asarray(rows, dtype=np.float64).reshape(-1, self.mean.size) - self.mean
+        if self.precision is not None:
+            squared = np.einsum("nd,de,ne->n", delta, self.precision, delta)
+        else:
+            assert self.basis is not None and self.inner_inv is not None
+            projected = delta @ self.basis.T
+            squared = (np.einsum("nd,nd->n", delta, delta) - np.einsum(
+                "nk,kl,nl->n", projected, self.inner_inv, projected)) / self.scale
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        out = {f"{prefix}mean": self.mean, f"{prefix}scale": np.float64(self.scale),
+               f"{prefix}shrinkage": np.float64(self.shrinkage)}
+        if self.precision is not None:
+            out[f"{prefix}precision"] = self.precision.astype(np.float32)
+        else:
+            assert self.basis is not None and self.inner_inv is not None
+            out[f"{prefix}basis"] = self.basis.astype(np.float32)
+            out[f"{prefix}inner_inv"] = self.inner_inv
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> LedoitWolf:
+        def get(name: str) -> np.ndarray | None:
+            value = arrays.get(prefix + name)
+            return None if value is None else np.asarray(value, dtype=np.float64)
+
+        return cls(np.asarray(arrays[prefix + "mean"], dtype=np.float64),
+                   float(arrays[prefix + "scale"]), float(arrays[prefix + "shrinkage"]),
+                   precision=get("precision"), basis=get("basis"), inner_inv=get("inner_inv"))
+
+
+def fold_assignment(count: int, folds: int) -> tuple[np.ndarray, int]:
+    """Fold of each row (round robin) and the fold count, fewer with few rows."""
+    folds = max(2, min(folds, count // 2))
+    return np.arange(count) % folds, folds
+
+
+def crossfit(fit: Callable[[OodInputs], Detector], inputs: OodInputs,
+             folds: int = DEFAULT_FOLDS) -> np.ndarray:
+    """Each fold's scores from a detector ``fit`` on the other folds."""
+    fold_of, folds = fold_assignment(len(inputs), folds)
+    scores = np.empty(len(inputs))
+    for fold in range(folds):
+        held = fold_of == fold
+        scores[held] = fit(inputs.take(np.flatnonzero(~held))).score(
+            inputs.take(np.flatnonzero(held)))
+    return scores
+
+
+def _spread(count: int, limit: int) -> np.ndarray:
+    """At most ``limit`` row indices spread evenly over ``count`` rows."""
+    return np.arange(count) if count <= limit else np.linspace(0, count - 1, limit).astype(int)
+
+
+class Detector:
+    """A fitted detector: ``score`` (higher is further out), saved as named arrays."""
+
+    name: ClassVar[str] = ""
+    needs_layers: ClassVar[bool] = False
+
+    @classmethod
+    def fit(cls, inputs: OodInputs, **options: Any) -> Detector:
+        raise NotImplementedError
+
+    def score(self, inputs: OodInputs) -> np.ndarray:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Detector:
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        """JSON-able settings saved in the scope file's meta."""
+        return {}
+
+    @classmethod
+    def fit_crossfit(cls, inputs: OodInputs, folds: int = DEFAULT_FOLDS,
+                     **options: Any) -> tuple[Detector, np.ndarray]:
+        """The detector fitted on all ``inputs`` and their cross-fitted scores."""
+        return (cls.fit(inputs, **options),
+                crossfit(lambda part: cls.fit(part, **options), inputs, folds))
+
+
+@dataclass
+class PooledMahalanobis(Detector):
+    name: ClassVar[str] = "mahalanobis"
+    model: LedoitWolf
+
+    @classmethod
+    def fit(cls, inputs: OodInputs, **options: Any) -> PooledMahalanobis:
+        return cls(LedoitWolf.fit(inputs.pooled))
+
+    def score(self, inputs: OodInputs) -> np.ndarray:
+        return self.model.distances(inputs.pooled)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.model.arrays("pooled_")
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray],
+                    meta: dict[str, Any]) -> PooledMahalanobis:
+        return cls(LedoitWolf.from_arrays(arrays, "pooled_"))
+
+
+def l2_normalize(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float64)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class KnnDistance(Detector):
+    name: ClassVar[str] = "knn"
+    bank: np.ndarray  # (N, D) L2-normalised pooled features
+    k: int = KNN_K
+
+    @classmethod
+    def fit(cls, inputs: OodInputs, k: int = KNN_K, **options: Any) -> KnnDistance:
+        bank = l2_normalize(inputs.pooled)[_spread(len(inputs), MAX_BANK_ROWS)]
+        return cls(bank.astype(np.float32), k)
+
+    def score(self, inputs: OodInputs) -> np.ndarray:
+        queries = l2_normalize(inputs.pooled).astype(np.float32)
+        # Unit vectors: squared distance = 2 - 2 cos.
+        similarity = queries @ self.bank.T
+        k = min(self.k, self.bank.shape[0])
+        kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
+        return np.sqrt(np.maximum(2.0 - 2.0 * kth.astype(np.float64), 0.0))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"knn_bank": self.bank}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> KnnDistance:
+        return cls(np.asarray(arrays["knn_bank"], dtype=np.float32),
+                   int(meta.get("options", {}).get("k", KNN_K)))
+
+    def options(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+
+@dataclass
+class LayerMahalanobis(Detector):
+    """Per-stage Mahalanobis distances of channel statistics, standardised and summed."""
+
+    name: ClassVar[str] = "layers"
+    needs_layers: ClassVar[bool] = True
+    names: list[str]
+    models: list[LedoitWolf]
+    centers: np.ndarray  # per-layer mean of the cross-fitted validation distances
+    scales: np.ndarray  # and their standard deviation
+
+    @classmethod
+    def fit(cls, inputs: OodInputs, **options: Any) -> LayerMahalanobis:
+        names = sorted(inputs.layers) if options.get("names") is None else options["names"]
+        if not names:
+            raise CxrError("scope: no layer statistics were recorded")
+        rows = _spread(len(inputs), MAX_BANK_ROWS)
+        models = [LedoitWolf.fit(inputs.layers[name][rows]) for name in names]
+        count = len(names)
+        return cls(list(names), models, np.zeros(count), np.ones(count))
+
+    def layer_distances(self, inputs: OodInputs) -> np.ndarray:
+        """(N, layers) distances."""
+        missing = [name for name in self.names if name not in inputs.layers]
+        if missing:
+            raise CxrError(f"scope: no statistics for layer(s) {', '.join(missing)}")
+        return np.stack([model.distances(inputs.layers[name])
+                         for name, model in zip(self.names, self.models, strict=True)], axis=1)
+
+    def score(self, inputs: OodInputs) -> np.ndarray:
+        return ((self.layer_distances(inputs) - self.centers) / self.scales).sum(axis=1)
+
+    @classmethod
+    def fit_crossfit(cls, inputs: OodInputs, folds: int = DEFAULT_FOLDS,
+                     **options: Any) -> tuple[Detector, np.ndarray]:
+        """Cross-fitted per-layer distances set each layer's centre and scale, then sum."""
+        full = cls.fit(inputs, **options)
+        fold_of, folds = fold_assignment(len(inputs), folds)
+        distances = np.empty((len(inputs), len(full.names)))
+        for fold in range(folds):
+            held = fold_of == fold
+            part = cls.fit(inputs.take(np.flatnonzero(~held)), names=full.names)
+            distances[held] = part.layer_distances(inputs.take(np.flatnonzero(held)))
+        full.centers = distances.mean(axis=0)
+        full.scales = np.maximum(distances.std(axis=0), 1e-9)
+        return full, ((distances - full.centers) / full.scales).sum(axis=1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {"layers_centers": self.centers,
+                                      "layers_scales": self.scales}
+        for index, model in enumerate(self.models):
+            out.update(model.arrays(f"layer{index}_"))
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray],
+                    meta: dict[str, Any]) -> LayerMahalanobis:
+        names = list(meta["options"]["layers"])
+        return cls(names, [LedoitWolf.from_arrays(arrays, f"layer{i}_")
+                           for i in range(len(names))],
+                   np.asarray(arrays["layers_centers"]), np.asarray(arrays["layers_scales"]))
+
+    def options(self) -> dict[str, Any]:
+        return {"layers": self.names}
+
+
+@dataclass
+class Energy(Detector):
+    name: ClassVar[str] = "energy"
+    softmax: bool = False  # multi-class: logsumexp; sigmoid outputs: the sum of softplus
+
+    @classmethod
+    def fit(cls, inputs: OodInputs, softmax: bool = False, **options: Any) -> Energy:
+        if inputs.logits is None:
+            raise CxrError("scope: the energy score needs the logits")
+        return cls(softmax)
+
+    def score(self, inputs: OodInputs) -> np.ndarray:
+        if inputs.logits is None:
+            raise CxrError("scope: the energy score needs the logits")
+        logits = np.asarray(inputs.logits, dtype=np.float64)
+        if self.softmax:
+            top = logits.max(axis=1, keepdims=True)
+            return -(top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))
+        return -np.logaddexp(0.0, logits).sum(axis=1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Energy:
+        return cls(bool(meta.get("options", {}).get("softmax", False)))
+
+    def options(self) -> dict[str, Any]:
+        return {"softmax": self.softmax}
+
+
+DETECTORS: dict[str, type[Detector]] = {
+    cls.name: cls for cls in (LayerMahalanobis, KnnDistance, PooledMahalanobis, Energy)}
