@@ -7,6 +7,11 @@ decoded at the smallest resolution that gives the model's input (see
 ``cxr_desktop.core.io.reduced``); with it, in full, for the overlay PNGs. ``--dicom-out``
 (also in full) adds each DICOM input's results to its study as DICOM objects
 (``cxr_desktop.core.dicom_out``); a PNG or JPEG gets a note and none.
+
+Scope, in ``--json``: ``scope_image`` (``score``, ``threshold``, ``false_alarm_rate``,
+``method``, ``in_scope``; null when the run has no scope.npz) and ``scope_tags``
+(``in_scope``, ``reason``) are the two signals apart; ``in_scope`` and ``scope_reason``
+combine them (out when either says out).
 """
 
 from __future__ import annotations
@@ -175,8 +180,12 @@ def describe(record: dict[str, Any]) -> str:
         return error if error.startswith(record["path"]) else f"{record['path']}: {error}"
     top = record["top_class"]
     text = f"{record['path']}: {top} {record['probabilities'][top]:.3f}"
+    image = record.get("scope_image")
     if not record["in_scope"]:
         text += f" [out of scope: {record['scope_reason']}]"
+    elif image:
+        text += (f", scope score {image['score']:.1f} (threshold {image['threshold']:.1f} "
+                 f"at {image['false_alarm_rate']:.0%} false alarms)")
     if record["cam_peak"]:
         x, y = record["cam_peak"]
         text += f" {record['cam']} peak ({x}, {y})"
@@ -241,8 +250,8 @@ def _predict(args: argparse.Namespace) -> int:
         except CxrError as exc:
             failed += 1
             record = {"path": str(path), "probabilities": None, "top_class": None,
-                      "in_scope": None, "scope_reason": None, "cam_peak": None, "ms": None,
-                      "error": str(exc)}
+                      "in_scope": None, "scope_reason": None, "scope_image": None,
+                      "scope_tags": None, "cam_peak": None, "ms": None, "error": str(exc)}
         if path in inputs.groups:
             record["group"] = inputs.groups[path]
         if args.json:

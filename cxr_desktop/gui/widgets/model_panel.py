@@ -96,6 +96,14 @@ class ModelPanel(QWidget):
         self.warning.setVisible(False)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
+        # The two scope signals apart: the image score against its threshold, the tags.
+        self.scope_label = QLabel("")
+        self.scope_label.setWordWrap(True)
+        self.scope_label.setToolTip(
+            "Image score: how unlike the run's validation images this image is (higher is "
+            "further), from the statistics of every stage of the network; the threshold "
+            "flags that share of validation images. DICOM tags: body part, modality and "
+            "view against the training data.")
         self.bars = pg.PlotWidget(background="w")
         self.bars.setFixedHeight(BARS_HEIGHT)
         self.bars.setMouseEnabled(False, False)
@@ -136,6 +144,7 @@ class ModelPanel(QWidget):
         layout.addWidget(self.model_label)
         layout.addWidget(self.warning)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.scope_label)
         layout.addWidget(self.peak)
         layout.addWidget(self.bars)
         layout.addLayout(cam_form)
@@ -308,6 +317,7 @@ class ModelPanel(QWidget):
         self.prediction = None
         self.bars.clear()
         self.verdict.setText("")
+        self.scope_label.setText("")
         self.warning.setVisible(False)
         self._show_cam(None)
 
@@ -344,6 +354,7 @@ class ModelPanel(QWidget):
         # As tall as its bars need: the page scrolls on a short screen, the plot never
         # swallows the room of the CAM settings below it.
         self.bars.setFixedHeight(BARS_HEIGHT + BAR_PIXELS * max(len(names) - 2, 0))
+        self.scope_label.setText(scope_text(prediction))
         notes = list(self.predictor.warnings if self.predictor else [])
         if not prediction.in_scope:
             notes.insert(0, f"Out of scope: {prediction.scope_reason}. The model answers "
@@ -362,6 +373,18 @@ class ModelPanel(QWidget):
         self.status_message.emit(message)
         if self.predictor is None:
             self.model_label.setText(message)
+
+
+def scope_text(prediction: Prediction) -> str:
+    """Two lines: the image score with its threshold, and what the DICOM tags say."""
+    image = prediction.scope_image
+    if image is None:
+        first = "Image scope: no score (the run has no scope file)"
+    else:
+        verdict = "like the validation images" if image.in_scope else "OUT OF SCOPE"
+        first = f"Image {image.describe()}: {verdict}"
+    tags = "match" if prediction.scope_tags_in_scope else "OUT OF SCOPE"
+    return f"{first}\nDICOM tags: {tags} ({prediction.scope_tags_reason})"
 
 
 def _none(*_: object) -> None:
