@@ -260,7 +260,7 @@ class TrainingTab(QWidget):
         if self.spec is None or self.engine.is_running():
             return
         config, spec = self.config(), self.spec
-        self.plots.clear()
+        self.plots.start_run(config.epochs)
         self._begin(f"Training {config.arch} on {spec.root.name}...", config.epochs)
         self.engine.start(lambda emit, stop: fit(config, emit, stop, spec=spec))
 

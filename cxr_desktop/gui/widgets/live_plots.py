@@ -1,7 +1,10 @@
 """Live training curves: loss (per batch, smoothed; validation per epoch) and validation AUC.
 
-Events only append to buffers; a ~100 ms timer redraws with ``setData`` when something
-changed, so a fast engine never floods the GUI thread.
+Events only append to buffers; a ~100 ms timer redraws with ``setData`` what changed, so a
+fast engine never floods the GUI thread. A redraw is the GUI thread's largest piece of work
+during a run (``bench/gui.py``), so it is kept small: the epoch curves (and the AUC plot)
+are touched only when an epoch ends, and during a run the x axis spans the planned epochs
+from the start, so the axes are not laid out again at every redraw.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ class TrainingPlots(QWidget):
         self._timer.start()
         self.clear()
 
+    def start_run(self, epochs: int) -> None:
+        """Empty curves over a fixed x range of ``epochs`` (the axes then keep still)."""
+        self.clear()
+        for plot in (self.loss_plot, self.auc_plot):
+            plot.setXRange(0, max(epochs, 1), padding=0.02)
+            plot.enableAutoRange(x=False)
+
     def clear(self) -> None:
         self.batch_x: list[float] = []
         self.batch_loss: list[float] = []
@@ -52,7 +62,9 @@ class TrainingPlots(QWidget):
         self.val_auc: list[float] = []
         self._avg = 0.0
         self._count = 0
-        self._dirty = True
+        self._batches_dirty = self._epochs_dirty = True
+        for plot in (self.loss_plot, self.auc_plot):
+            plot.enableAutoRange(x=True)
 
     def add_batch(self, epoch: int, progress: float, loss: float) -> None:
         """A batch of ``epoch`` (counted from 1, as the engine does) at ``progress`` in it:
@@ -64,13 +76,13 @@ class TrainingPlots(QWidget):
         self._avg = SMOOTHING * self._avg + (1 - SMOOTHING) * loss
         self.batch_x.append(epoch - 1 + progress)
         self.batch_loss.append(self._avg / (1 - SMOOTHING ** self._count))
-        self._dirty = True
+        self._batches_dirty = True
 
     def add_epoch(self, record: dict) -> None:
         self.epoch_x.append(float(record["epoch"]))
         self.val_loss.append(_number(record.get("val_loss")))
         self.val_auc.append(_number(record.get("val_auc")))
-        self._dirty = True
+        self._epochs_dirty = True
 
     def show_history(self, records: Iterable[dict]) -> None:
         """A finished run's curves: per-epoch train and validation values."""
@@ -82,12 +94,13 @@ class TrainingPlots(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        self.train_curve.setData(self.batch_x, self.batch_loss, connect="finite")
-        self.val_curve.setData(self.epoch_x, self.val_loss, connect="finite")
-        self.auc_curve.setData(self.epoch_x, self.val_auc, connect="finite")
+        if self._batches_dirty:
+            self._batches_dirty = False
+            self.train_curve.setData(self.batch_x, self.batch_loss, connect="finite")
+        if self._epochs_dirty:
+            self._epochs_dirty = False
+            self.val_curve.setData(self.epoch_x, self.val_loss, connect="finite")
+            self.auc_curve.setData(self.epoch_x, self.val_auc, connect="finite")
 
 
 def _number(value: object) -> float:
