@@ -14,6 +14,8 @@ from cxr_desktop.core.infer.ood import (
     LedoitWolf,
     OodInputs,
     crossfit,
+    deep_half,
+    threshold_for,
 )
 from cxr_desktop.core.infer.scope import ScopeModel, fit_scope_inputs
 from cxr_desktop.core.infer.scope_layers import LayerRecorder, channel_stats, stage_names
@@ -36,7 +38,8 @@ def test_each_detector_scores_a_far_cluster_higher_at_about_its_false_alarm_rate
     rng = np.random.default_rng(0)
     fit, held, far = cluster(rng, 400), cluster(rng, 2000), cluster(rng, 300, shift=3.0)
     scope = fit_scope_inputs(fit, method, false_alarm_rate=0.05)
-    assert scope.threshold == pytest.approx(np.quantile(scope.val_scores, 0.95))
+    # The conformal rank: ceil(401 * 0.95) = 381st of 400 cross-fitted scores.
+    assert scope.threshold == np.sort(scope.val_scores)[380]
     inside, outside = scope.score(held), scope.score(far)
     assert np.median(outside) > np.quantile(inside, 0.99)
     assert np.mean(outside > scope.threshold) > 0.9
@@ -92,7 +95,8 @@ def test_knn_is_the_kth_neighbour_distance_on_unit_vectors():
     assert knn.score(OodInputs(query * 10)) == pytest.approx(knn.score(OodInputs(query)),
                                                              rel=1e-5)
     # Cross-fitting never scores a row against itself: a duplicate-free bank has no zero.
-    assert crossfit(lambda part: KnnDistance.fit(part, k=1), OodInputs(bank)).min() > 0
+    kept, scores = crossfit(lambda part: KnnDistance.fit(part, k=1), OodInputs(bank))
+    assert scores.min() > 0 and len(kept.bank) == 40  # the first fold's bank: 4 of 5 folds
 
 
 def test_energy_is_the_negative_log_sum_exp_of_the_logits():
@@ -137,3 +141,16 @@ def test_the_recorder_keeps_channel_means_and_stds_of_every_stage():
                                rtol=1e-5, atol=1e-6)
     assert layers["block4"].shape == (3, 2 * 256)
     assert recorder.take()["block1"].shape[0] == 0
+
+
+def test_the_conformal_threshold_and_the_deep_half_of_the_stages():
+    scores = np.arange(1.0, 101.0)  # 100 held-out scores
+    assert threshold_for(scores, 0.05) == 96.0  # ceil(101 * 0.95) = 96th
+    assert threshold_for(scores, 0.01) == 100.0
+    assert threshold_for(scores[:10], 0.05) == 10.0  # too few: the largest
+    rng = np.random.default_rng(4)
+    fit, new = rng.normal(size=20000), rng.normal(size=200000)
+    assert np.mean(new > threshold_for(fit, 0.05)) == pytest.approx(0.05, abs=0.005)
+    stages = ["stem", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "head"]
+    assert deep_half(stages) == ["s4", "s5", "s6", "s7", "head"]
+    assert deep_half(stages[:4]) == ["s2", "s3"] and deep_half(["a", "b"]) == ["a", "b"]

@@ -81,7 +81,7 @@ def test_the_training_scope_flags_a_tagless_tibia_and_keeps_unseen_chests(chest_
     run_dir, spec, tibia_dir = chest_run
     scope = ScopeModel.load(run_dir / SCOPE_NAME)
     assert scope.method == DEFAULT_METHOD and scope.meta["val_images"] == 16
-    assert scope.meta["options"]["layers"] == ["block1", "block2", "block3", "block4"]
+    assert scope.meta["options"]["layers"] == ["block3", "block4"]  # the deeper half
     predictor = Predictor.load(run_dir, device="cpu")
     assert not predictor.warnings
     chests = [predictor.predict(load_image(spec.abspath(item)))
@@ -89,7 +89,8 @@ def test_the_training_scope_flags_a_tagless_tibia_and_keeps_unseen_chests(chest_
     tibias = [predictor.predict(load_image(path)) for path in sorted(tibia_dir.glob("*.png"))]
     chest_scores = [p.scope_image.score for p in chests]
     tibia_scores = [p.scope_image.score for p in tibias]
-    # 16 validation images set a rough 95th percentile: one unseen chest of 12 may pass it.
+    # 16 validation images: the threshold is their largest cross-fitted score; one unseen
+    # chest of 12 may still pass it.
     assert sum(p.in_scope for p in chests) >= 11, (chest_scores, scope.threshold)
     assert not any(p.in_scope for p in tibias), (tibia_scores, scope.threshold)
     assert min(tibia_scores) > max(chest_scores)

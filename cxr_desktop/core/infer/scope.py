@@ -1,11 +1,13 @@
 """Is this image what the model was trained on? An image score and, separately, DICOM tags.
 
 **Image score.** A detector of :mod:`cxr_desktop.core.infer.ood` (default ``layers``: the
-Mahalanobis distances of every backbone stage's channel statistics, standardised and summed)
-scores the image against the validation images of the checkpoint. The threshold is set for a
-stated false-alarm rate (default 5 %): the ``1 - rate`` quantile of the validation images'
-**cross-fitted** scores (each fold scored by a detector fitted on the other folds), so it is
-not set on images the fit saw. ``bench/scope.py`` compares the detectors on real radiographs.
+Mahalanobis distances of the channel statistics of the deeper half of the backbone's
+stages, standardised and summed) scores the image against the validation images of the
+checkpoint. The threshold is set for a stated false-alarm rate (default 5 %): the
+split-conformal ``1 - rate`` quantile of the validation images' **cross-fitted** scores
+(each fold scored by a detector fitted on the other folds; the detector kept is one of
+those), so it is not set on images the fit saw. ``bench/scope.py`` compares the detectors
+on real radiographs.
 
 Training fits it without a pass of its own: on what the best epoch's validation pass computed
 anyway (pooled features, logits, and the stage statistics that forward hooks recorded during
@@ -42,6 +44,7 @@ from cxr_desktop.core.infer.ood import (
     LedoitWolf,
     OodInputs,
     PooledMahalanobis,
+    threshold_for,
 )
 from cxr_desktop.core.infer.scope_layers import LayerRecorder
 from cxr_desktop.core.infer.scope_tags import tag_check, tag_problems
@@ -182,9 +185,10 @@ def _legacy(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ScopeModel:
 def fit_scope_inputs(inputs: OodInputs, method: str = DEFAULT_METHOD,
                      false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
                      folds: int = SCOPE_FOLDS, **options: Any) -> ScopeModel:
-    """The scope from the validation images' inputs alone: the detector fitted on all of
-    them, the threshold the ``1 - false_alarm_rate`` quantile of their cross-fitted scores
-    over ``folds`` folds (fewer with fewer than ``2 * folds`` images)."""
+    """The scope from the validation images' inputs alone: the detector of the first fold
+    (``Detector.fit_crossfit``), the threshold the conformal ``1 - false_alarm_rate``
+    quantile of the cross-fitted scores over ``folds`` folds (fewer with fewer than
+    ``2 * folds`` images)."""
     if method not in DETECTORS:
         raise CxrError(f"scope: unknown detector {method!r}: one of {', '.join(DETECTORS)}")
     if not 0.0 < false_alarm_rate < 1.0:
@@ -192,7 +196,7 @@ def fit_scope_inputs(inputs: OodInputs, method: str = DEFAULT_METHOD,
     if len(inputs) < 4:
         raise CxrError(f"scope: needs 4 validation images at least, got {len(inputs)}")
     detector, scores = DETECTORS[method].fit_crossfit(inputs, folds, **options)
-    threshold = float(np.quantile(scores, 1.0 - false_alarm_rate))
+    threshold = threshold_for(scores, false_alarm_rate)
     meta = {"method": method_label(method), "train_images": 0, "val_images": len(inputs),
             "folds": min(folds, len(inputs) // 2), "features": int(inputs.pooled.shape[1])}
     return ScopeModel(detector, threshold, scores, false_alarm_rate, meta)
