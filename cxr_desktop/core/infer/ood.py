@@ -23,7 +23,6 @@ fitted on the other folds, so a threshold is never set on images the fit saw.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,6 +32,8 @@ import numpy as np
 from cxr_desktop.core.errors import CxrError
 
 DEFAULT_FOLDS = 5
+#: How sure the threshold is to flag at most the stated rate of images like the validation ones.
+DEFAULT_CONFIDENCE = 0.9
 KNN_K = 5
 #: Rows kept by the kNN bank and by each layer's covariance fit: they bound scope.npz and
 #: the fit time (nine stages of EfficientNet-Lite0, 4192 statistics in all: 512 rows fit in
@@ -141,13 +142,25 @@ class LedoitWolf:
                    precision=get("precision"), basis=get("basis"), inner_inv=get("inner_inv"))
 
 
-def threshold_for(scores: np.ndarray, false_alarm_rate: float) -> float:
-    """The split-conformal threshold: the ``ceil((n + 1) (1 - rate))``-th smallest of n
-    held-out scores, so that a new image like them is above it with probability at most
-    ``rate`` (the largest score when n is too small for that)."""
+def threshold_for(scores: np.ndarray, false_alarm_rate: float,
+                  confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """The threshold among n held-out scores that flags at most ``false_alarm_rate`` of new
+    images like them with probability ``confidence``, and the confidence reached.
+
+    The k-th smallest of n exchangeable scores leaves a fraction ``Beta(n + 1 - k, k)`` of
+    new images above it; the smallest k whose probability of exceeding the rate is at most
+    ``1 - confidence`` is taken (the largest score, at a lower confidence, when n is too
+    small). A plain quantile flags the rate only on average: on ``bench/scope.py`` its test
+    false alarms spread from 1 % to 11 % between two samples of 160 chests."""
+    from scipy.stats import beta
+
     ordered = np.sort(np.asarray(scores, dtype=np.float64))
-    rank = math.ceil((len(ordered) + 1) * (1.0 - false_alarm_rate))
-    return float(ordered[min(rank, len(ordered)) - 1])
+    count = len(ordered)
+    ranks = np.arange(1, count + 1)
+    exceed = beta.sf(false_alarm_rate, count + 1 - ranks, ranks)
+    good = np.flatnonzero(exceed <= 1.0 - confidence)
+    index = int(good[0]) if len(good) else count - 1
+    return float(ordered[index]), float(1.0 - exceed[index])
 
 
 def deep_half(names: list[str]) -> list[str]:

@@ -3,11 +3,12 @@
 **Image score.** A detector of :mod:`cxr_desktop.core.infer.ood` (default ``layers``: the
 Mahalanobis distances of the channel statistics of the deeper half of the backbone's
 stages, standardised and summed) scores the image against the validation images of the
-checkpoint. The threshold is set for a stated false-alarm rate (default 5 %): the
-split-conformal ``1 - rate`` quantile of the validation images' **cross-fitted** scores
-(each fold scored by a detector fitted on the other folds; the detector kept is one of
-those), so it is not set on images the fit saw. ``bench/scope.py`` compares the detectors
-on real radiographs.
+checkpoint. The threshold is set for a stated false-alarm rate (default 5 %): the order
+statistic of the validation images' **cross-fitted** scores (each fold scored by a detector
+fitted on the other folds; the detector kept is one of those, so it is not set on images
+the fit saw) that flags at most that rate of images like them with 90 % confidence
+(``ood.threshold_for``; with few validation images, their largest score).
+``bench/scope.py`` compares the detectors on real radiographs.
 
 Training fits it without a pass of its own: on what the best epoch's validation pass computed
 anyway (pooled features, logits, and the stage statistics that forward hooks recorded during
@@ -186,9 +187,9 @@ def fit_scope_inputs(inputs: OodInputs, method: str = DEFAULT_METHOD,
                      false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
                      folds: int = SCOPE_FOLDS, **options: Any) -> ScopeModel:
     """The scope from the validation images' inputs alone: the detector of the first fold
-    (``Detector.fit_crossfit``), the threshold the conformal ``1 - false_alarm_rate``
-    quantile of the cross-fitted scores over ``folds`` folds (fewer with fewer than
-    ``2 * folds`` images)."""
+    (``Detector.fit_crossfit``), the threshold from the cross-fitted scores over ``folds``
+    folds (fewer with fewer than ``2 * folds`` images) by ``ood.threshold_for``; the
+    confidence it reached is ``meta["confidence"]``."""
     if method not in DETECTORS:
         raise CxrError(f"scope: unknown detector {method!r}: one of {', '.join(DETECTORS)}")
     if not 0.0 < false_alarm_rate < 1.0:
@@ -196,8 +197,9 @@ def fit_scope_inputs(inputs: OodInputs, method: str = DEFAULT_METHOD,
     if len(inputs) < 4:
         raise CxrError(f"scope: needs 4 validation images at least, got {len(inputs)}")
     detector, scores = DETECTORS[method].fit_crossfit(inputs, folds, **options)
-    threshold = threshold_for(scores, false_alarm_rate)
+    threshold, confidence = threshold_for(scores, false_alarm_rate)
     meta = {"method": method_label(method), "train_images": 0, "val_images": len(inputs),
+            "confidence": round(confidence, 4),
             "folds": min(folds, len(inputs) // 2), "features": int(inputs.pooled.shape[1])}
     return ScopeModel(detector, threshold, scores, false_alarm_rate, meta)
 
