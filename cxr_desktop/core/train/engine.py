@@ -31,6 +31,7 @@ from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError, FileError
 from cxr_desktop.core.infer.scope import (
+    DEFAULT_METHOD,
     SCOPE_NAME,
     checkpoint_meta,
     fit_run_scope,
@@ -223,7 +224,12 @@ def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
     try:
         if session is not None and session.scope_inputs is not None \
                 and session.scope_checkpoint is not None:
-            scope = fit_scope_inputs(session.scope_inputs)
+            inputs = session.scope_inputs
+            if not inputs.layers:  # no stage statistics (a distributed validation pass)
+                emit({"type": "message", "text": "no stage statistics of the validation "
+                      "images: the image scope uses the pooled-feature distance"})
+            scope = fit_scope_inputs(inputs, DEFAULT_METHOD if inputs.layers
+                                     else "mahalanobis")
             scope.meta.update(checkpoint_meta(folder.best_path.name, session.scope_checkpoint))
             scope.save(folder.path / SCOPE_NAME)
         else:
