@@ -1,8 +1,14 @@
 """``cxr-desktop train``, ``lr-find`` and ``resume``: the training engine from a terminal.
 
 ``--json`` prints one JSON object per epoch on stdout and a last one with ``best_epoch``,
-``best_val_auc`` and ``run_dir``; messages and cache progress go to stderr. Ctrl-C stops at
-the next batch and saves ``last.pt`` (exit status 130); a second Ctrl-C aborts at once.
+``best_val_auc``, ``run_dir`` and ``world_size``; messages and cache progress go to stderr.
+Ctrl-C stops at the next batch and saves ``last.pt`` (exit status 130); a second Ctrl-C
+aborts at once.
+
+Data-parallel: ``--nproc N`` prepares the run folder and its image cache, then starts N
+ranks through ``torch.distributed.run`` that ``resume`` it; ``torchrun ... -m cxr_desktop
+train ...`` works as is (each process is a rank; only rank 0 prints). ``--export-job DIR``
+writes the prepared run folder and a SLURM script that trains it with torchrun on a cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxr_desktop.cli._dataset_options import add_dataset_arguments, dataset_options
@@ -103,6 +110,12 @@ def _model_args(parser: argparse.ArgumentParser, epochs: bool) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
 
+def _nproc_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train with N processes on this machine (torch.distributed: "
+                             "one per GPU, or gloo with the CPU cores split between them)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="train a classifier on a dataset",
@@ -110,6 +123,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(config.json, metrics.jsonl, last.pt, best.pt by validation AUC).")
     _dataset_args(train)
     _model_args(train, epochs=True)
+    _nproc_arg(train)
+    cluster = train.add_argument_group(
+        "cluster job", "--export-job DIR writes DIR/run (config.json, dataset.json: the run, "
+        "not started) and DIR/train.sbatch (SLURM: torchrun on the nodes) instead of training")
+    cluster.add_argument("--export-job", metavar="DIR", default="")
+    cluster.add_argument("--nodes", type=int, default=1, help="nodes of the job (default 1)")
+    cluster.add_argument("--gpus-per-node", type=int, default=1, metavar="G",
+                         help="GPUs, one process each, per node (default 1)")
     train.set_defaults(func=run_train)
 
     finder = subparsers.add_parser(
@@ -127,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Continue a run from its last checkpoint to its planned epochs.")
     again.add_argument("run_dir", metavar="RUN_DIR")
     again.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    _nproc_arg(again)
     again.set_defaults(func=run_resume)
 
 
@@ -231,8 +253,11 @@ class Printer:
                 f"  {num('images_per_s', '.0f')} img/s" + ("  *best" if event.get("best") else ""))
 
 
-def _finish(result: RunResult, as_json: bool) -> int:
+def _finish(result: RunResult, as_json: bool, quiet: bool = False) -> int:
+    """The last line and the exit status; ``quiet`` (ranks other than 0) prints nothing."""
     summary = result.to_dict()
+    if quiet:
+        return EXIT_STOPPED if result.status == "stopped" else 0
     if as_json:
         print(json.dumps(summary, sort_keys=True), flush=True)
     else:
@@ -247,20 +272,87 @@ def _finish(result: RunResult, as_json: bool) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.train.distributed import joined, launched_by_torchrun
     from cxr_desktop.core.train.engine import fit
 
     config = config_from_args(args)
-    with weights_log_quiet(), ctrl_c_stops() as should_stop:
+    if args.export_job:
+        return _export_job(config, args)
+    if args.nproc > 1 and not launched_by_torchrun():
+        return _launch_new(config, args.nproc, args.json)
+    with joined(config.device) as world, weights_log_quiet(), \
+            ctrl_c_stops() as should_stop:
         result = fit(config, Printer(args.json), should_stop)
-    return _finish(result, args.json)
+    return _finish(result, args.json, quiet=not world.is_main)
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    from cxr_desktop.core.runs.folder import RunFolder
+    from cxr_desktop.core.train.distributed import joined, launched_by_torchrun
     from cxr_desktop.core.train.engine import resume
 
-    with weights_log_quiet(), ctrl_c_stops() as should_stop:
+    config = RunFolder(args.run_dir).read_config()
+    if args.nproc > 1 and not launched_by_torchrun():
+        return _launch(config, Path(args.run_dir), args.nproc, args.json)
+    with joined(config.device) as world, weights_log_quiet(), \
+            ctrl_c_stops() as should_stop:
         result = resume(args.run_dir, Printer(args.json), should_stop)
-    return _finish(result, args.json)
+    return _finish(result, args.json, quiet=not world.is_main)
+
+
+def _launch(config: TrainConfig, run_dir: Path, nproc: int, as_json: bool) -> int:
+    """Cache the images here, then ``resume`` the run as ``nproc`` ranks."""
+    from cxr_desktop.core.train.launch import cache_images, check_nproc, launch_local
+
+    check_nproc(config, nproc)
+    with weights_log_quiet(), ctrl_c_stops() as should_stop:
+        complete = cache_images(run_dir, Printer(as_json), should_stop)
+    if not complete:
+        print(f"stopped while preparing images: continue with `cxr-desktop resume {run_dir} "
+              f"--nproc {nproc}`", file=sys.stderr)
+        return EXIT_STOPPED
+    return launch_local(nproc, ["resume", str(run_dir), *(["--json"] if as_json else [])])
+
+
+def _launch_new(config: TrainConfig, nproc: int, as_json: bool) -> int:
+    """``train --nproc N``: the run folder prepared here, trained by N ranks; removed again
+    when they end before its first checkpoint."""
+    from cxr_desktop.core.train.engine import discard_unstarted, prepare_run
+    from cxr_desktop.core.train.launch import check_nproc
+
+    check_nproc(config, nproc)
+    config, folder, created = prepare_run(config)
+    code = 1
+    try:
+        code = _launch(config, folder.path, nproc, as_json)
+    finally:
+        if code != 0:
+            discard_unstarted(folder, created)
+    return code
+
+
+def _export_job(config: TrainConfig, args: argparse.Namespace) -> int:
+    """``--export-job DIR``: the run folder (``DIR/run`` unless ``--out``) prepared, not
+    trained, and ``DIR/train.sbatch`` that trains it on a cluster."""
+    from cxr_desktop.core.errors import FileError
+    from cxr_desktop.core.train.engine import prepare_run
+    from cxr_desktop.core.train.launch import slurm_script, write_job
+
+    job = Path(args.export_job).resolve()
+    if job.exists() and (not job.is_dir() or any(job.iterdir())):
+        raise FileError(job, "the job folder must be new or empty")
+    config.out = config.out or str(job / "run")
+    script = slurm_script(Path(config.out).resolve(), nodes=args.nodes,
+                          gpus_per_node=args.gpus_per_node, arch=config.arch, log_dir=job)
+    config, folder, _ = prepare_run(config)
+    path = write_job(job, script)
+    if args.json:
+        print(json.dumps({"run_dir": str(folder.path), "job_script": str(path),
+                          "nodes": args.nodes, "gpus_per_node": args.gpus_per_node}))
+    else:
+        print(f"run folder {folder.path} (not started) and SLURM script {path}: submit it "
+              f"with `sbatch {path}`")
+    return 0
 
 
 def run_lr_find(args: argparse.Namespace) -> int:

@@ -14,6 +14,10 @@ features of the best epoch's validation pass: no pass over the images after the 
 
 Events (``on_event``) are plain dicts of plain values: ``cache``, ``message``, ``batch``,
 ``epoch`` and one ``done``.
+
+Started by torchrun, each process is one rank of a data-parallel run (``core.train.
+distributed``): rank 0 makes the run folder, builds the image cache while the others wait,
+sends the events and writes the folder and the run registry; every rank trains on its share.
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
 from cxr_desktop.core.runs.folder import DATASET_NAME, RunFolder, jsonable, new_run_dir, os_reason
 from cxr_desktop.core.runs.registry import RunRegistry
+from cxr_desktop.core.train import distributed
 from cxr_desktop.core.train.config import TrainConfig
 from cxr_desktop.core.train.data import (
     EventSink,
+    TrainingData,
     check_data_classes,
     check_spec_classes,
     prepare_data,
@@ -66,12 +72,14 @@ class RunResult:
     best_val_auc: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
             "run_dir": str(self.run_dir), "status": self.status, "epochs": self.epochs,
             "epochs_done": self.epochs_done, "best_epoch": self.best_epoch,
             "best_val_auc": self.best_val_auc, "excluded": self.excluded,
+            "world_size": self.world_size,
         })
 
 
@@ -86,6 +94,20 @@ def pick_device(name: str) -> torch.device:
 
 def _never() -> bool:
     return False
+
+
+def _ignore(event: dict[str, Any]) -> None:
+    """The event sink of a rank other than 0: rank 0 alone reports."""
+
+
+class _Unrecorded:
+    """The run registry of a rank other than 0: rank 0 alone records the run."""
+
+    def start(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def open_spec(config: TrainConfig) -> DatasetSpec:
@@ -117,6 +139,23 @@ def fit(
     (its pretrained weights) are checked before anything is written; a training that fails
     before its first checkpoint removes what it wrote (and the folders it made).
     """
+    if distributed.world().enabled:
+        return _fit_rank(config, on_event, should_stop, spec, registry)
+    config, folder, spec = _checked_new(config, spec)
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+    created = folder.create()
+    try:
+        _write_new(config, folder, spec)
+        return _execute(config, folder, spec, None, on_event, should_stop, registry, model)
+    except Exception:
+        discard_unstarted(folder, created, registry)
+        raise
+
+
+def _checked_new(config: TrainConfig,
+                 spec: DatasetSpec | None) -> tuple[TrainConfig, RunFolder, DatasetSpec]:
+    """The settings, the new run folder (not made yet) and the dataset, all checked."""
     config.validate()
     get_arch(config.arch)
     folder = RunFolder(config.out or new_run_dir(config.arch))
@@ -126,21 +165,61 @@ def fit(
         spec = _open_spec(config, folder)
     check_spec_classes(spec)
     pick_device(config.device)
-    torch.manual_seed(config.seed)
-    model = build_model(config.arch, spec.num_outputs, pretrained=config.pretrained)
+    return config, folder, spec
+
+
+def _write_new(config: TrainConfig, folder: RunFolder, spec: DatasetSpec) -> None:
+    folder.write_config(config)
+    try:
+        spec.save(folder.path / DATASET_SNAPSHOT)
+    except OSError as exc:
+        raise FileError(folder.path / DATASET_SNAPSHOT,
+                        f"cannot write ({os_reason(exc)})") from None
+
+
+def prepare_run(config: TrainConfig,
+                spec: DatasetSpec | None = None) -> tuple[TrainConfig, RunFolder, list[Path]]:
+    """A new run folder that has not started (``config.json``, ``dataset.json``): what
+    ``resume`` trains from its first epoch, in this process or as N ranks of torchrun (the
+    ``--nproc`` launch, a cluster job). Returns the settings as written, the folder and the
+    folders made (for :func:`discard_unstarted`)."""
+    config, folder, spec = _checked_new(config, spec)
     created = folder.create()
     try:
-        folder.write_config(config)
-        try:
-            spec.save(folder.path / DATASET_SNAPSHOT)
-        except OSError as exc:
-            raise FileError(folder.path / DATASET_SNAPSHOT,
-                            f"cannot write ({os_reason(exc)})") from None
-        return _execute(config, folder, spec, None, on_event, should_stop, registry, model)
+        _write_new(config, folder, spec)
     except Exception:
-        if not (folder.last_path.exists() or folder.best_path.exists()):
-            folder.discard(created)
-            _forget(registry, folder)
+        folder.discard(created)
+        raise
+    return config, folder, created
+
+
+def discard_unstarted(folder: RunFolder, created: list[Path],
+                      registry: RunRegistry | None = None) -> None:
+    """Remove a run that ended before its first checkpoint (and forget it); a run with a
+    checkpoint is kept, to resume."""
+    if not (folder.last_path.exists() or folder.best_path.exists()):
+        folder.discard(created)
+        _forget(registry, folder)
+
+
+def _fit_rank(config: TrainConfig, on_event: EventSink | None,
+              should_stop: Callable[[], bool] | None, spec: DatasetSpec | None,
+              registry: RunRegistry | None) -> RunResult:
+    """``fit`` as one rank of N: rank 0 checks and writes the new run folder and tells the
+    others where it is; every rank then trains it from its start, as ``resume`` would."""
+    created: list[Path] = []
+
+    def start() -> str:
+        nonlocal created
+        checked, folder, created = prepare_run(config, spec)
+        return checked.out
+
+    out = distributed.on_main(start)
+    try:
+        return resume(out, on_event, should_stop, registry=registry)
+    except Exception:
+        if distributed.world().is_main:
+            discard_unstarted(RunFolder(out), created, registry)
         raise
 
 
@@ -180,9 +259,10 @@ def _execute(
     registry: RunRegistry | None,
     model: CxrNet | None = None,
 ) -> RunResult:
-    sink = on_event or (lambda event: None)
+    main = distributed.world().is_main
+    sink = (on_event or _ignore) if main else _ignore
     should_stop = should_stop or _never
-    registry = registry or RunRegistry()
+    registry = (registry or RunRegistry()) if main else _Unrecorded()
     registry.start(folder.path, arch=config.arch, dataset=config.dataset, task=spec.task,
                    epochs=config.epochs)
 
@@ -258,15 +338,15 @@ def _train(
 ) -> RunResult:
     if checkpoint is not None and checkpoint.get("finished"):
         return _already_complete(config, folder, spec, checkpoint, emit, should_stop)
-    device = pick_device(config.device)
+    device = distributed.rank_device(pick_device(config.device))
     info = get_arch(config.arch)
     size = config.size or info.input_size
-    data = prepare_data(spec, size, cache_root=config.cache_dir or None,
-                        workers=config.workers, on_event=emit, should_stop=should_stop)
-    if not data.cache.complete:
+    world_size = distributed.world().size
+    data = _shared_data(config, spec, size, emit, should_stop)
+    if data is None or not data.cache.complete:
         done = int(checkpoint["epoch"]) if checkpoint else 0
         return RunResult(folder.path, "stopped", config.epochs, done, None, None,
-                         folder.read_metrics(), data.excluded)
+                         folder.read_metrics(), data.excluded if data else [], world_size)
     for message in check_data_classes(data):
         emit({"type": "message", "text": message})
     if model is None:
@@ -289,11 +369,40 @@ def _train(
     else:
         folder.write_metrics([])
     status = session.run()
-    if status == "done" and folder.best_path.exists():
+    if status == "done" and folder.best_path.exists() and distributed.world().is_main:
         _fit_scope(folder, spec, device, emit, should_stop, session)
     best = session.best
     return RunResult(folder.path, status, config.epochs, session.epoch, best.epoch,
-                     _finite(best.val_auc), folder.read_metrics(), data.excluded)
+                     _finite(best.val_auc), folder.read_metrics(), data.excluded, world_size)
+
+
+def _shared_data(config: TrainConfig, spec: DatasetSpec, size: int, emit: EventSink,
+                 should_stop: Callable[[], bool]) -> TrainingData | None:
+    """The training images, cached once: in a distributed run rank 0 builds the cache while
+    the others wait, then each machine's first rank opens it (and builds it when its cache
+    folder is not the one rank 0 wrote), then the other ranks. None on every rank when rank
+    0 was stopped while building."""
+    def prepare(sink: EventSink, stop: Callable[[], bool]) -> TrainingData:
+        return prepare_data(spec, size, cache_root=config.cache_dir or None,
+                            workers=config.workers, on_event=sink, should_stop=stop)
+
+    here = distributed.world()
+    if not here.enabled:
+        return prepare(emit, should_stop)
+    data: TrainingData | None = None
+
+    def first() -> bool:
+        nonlocal data
+        data = prepare(emit, should_stop)
+        return data.cache.complete
+
+    if not distributed.on_main(first):
+        return data
+    for turn in (here.local_rank == 0, True):
+        if data is None and turn:
+            data = prepare(_ignore, _never)
+        distributed.barrier()
+    return data
 
 
 def _plan(config: TrainConfig, checkpoint: dict[str, Any] | None, train_images: int,
@@ -316,10 +425,11 @@ def _already_complete(config: TrainConfig, folder: RunFolder, spec: DatasetSpec,
     """A finished run: said at once, without preparing its images; only an out-of-scope
     model that was never fitted (a kill after the last epoch) is fitted now."""
     emit({"type": "message", "text": "this run is already complete"})
-    if folder.best_path.exists() and not (folder.path / SCOPE_NAME).exists():
+    if folder.best_path.exists() and not (folder.path / SCOPE_NAME).exists() \
+            and distributed.world().is_main:
         _fit_scope(folder, spec, pick_device("auto"), emit, should_stop)
     best = checkpoint.get("best") or {}
     epoch = best.get("epoch")
     return RunResult(folder.path, "done", config.epochs, int(checkpoint["epoch"]),
                      None if epoch is None else int(epoch), _finite(best.get("val_auc")),
-                     folder.read_metrics())
+                     folder.read_metrics(), world_size=distributed.world().size)

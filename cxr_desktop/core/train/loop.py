@@ -153,6 +153,8 @@ class Stepper:
     batch_size: int
     accumulate: int
     size: int | None = None  # this epoch's training size (None: the cache's)
+    # False for a rank of a distributed run: ranks must step alike, an OOM is an error.
+    halve_on_oom: bool = True
 
     def optimizer_step(self) -> None:
         self.precision.step(self.optimizer)
@@ -217,7 +219,7 @@ def train_one_epoch(
                 loss = stepper.loss_fn(model(images), targets)
             stepper.precision.backward(loss / stepper.accumulate)
         except torch.cuda.OutOfMemoryError:
-            if stepper.batch_size <= 1:
+            if stepper.batch_size <= 1 or not stepper.halve_on_oom:
                 raise
             _oom_halve(stepper, emit)
             pos, micro, group_loss = group_start, 0, group_loss.zero_()

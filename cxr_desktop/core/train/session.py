@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from cxr_desktop.core.io import INTENSITY_CHAIN
 from cxr_desktop.core.models import CxrNet
 from cxr_desktop.core.runs.checkpoint import save_checkpoint
 from cxr_desktop.core.runs.folder import RunFolder, jsonable
+from cxr_desktop.core.train import distributed
 from cxr_desktop.core.train.config import TrainConfig
 from cxr_desktop.core.train.data import (
     BatchReader,
@@ -36,7 +38,7 @@ from cxr_desktop.core.train.data import (
     epoch_order,
     loss_weights,
 )
-from cxr_desktop.core.train.head import head_steps, pooled_features, train_head_epoch
+from cxr_desktop.core.train.head import head_steps, train_head_epoch
 from cxr_desktop.core.train.loop import (
     EpochState,
     Precision,
@@ -54,6 +56,8 @@ from cxr_desktop.core.train.schedule import SchedulePlan
 ONECYCLE_PCT_START = 0.25  # the frozen phase's warm-up share
 #: The out-of-scope model is fitted on at most this many validation feature vectors.
 SCOPE_MAX_ROWS = 4096
+#: Each rank draws its own augmentations: its seed is this far from the previous rank's.
+RANK_SEED_STEP = 7919
 
 
 @dataclass
@@ -101,7 +105,11 @@ class TrainingSession:
                  model: CxrNet, device: torch.device, plan: SchedulePlan, emit: EventSink,
                  should_stop: Callable[[], bool]) -> None:
         self.config, self.folder, self.data, self.plan = config, folder, data, plan
-        self.device, self.size, self.emit, self.should_stop = device, plan.size, emit, should_stop
+        self.device, self.size, self.emit = device, plan.size, emit
+        # A distributed run asks its ranks together (a stop seen by one stops all); the LR
+        # probe, which runs on rank 0 alone, asks this process only.
+        self.world = distributed.world()
+        self.should_stop, self._stop_here = distributed.agreed(should_stop), should_stop
         self.precision = Precision(device, config.amp)
         memory_format = torch.channels_last if self.precision.channels_last else None
         self.model = model.to(device, memory_format=memory_format or torch.preserve_format)
@@ -142,7 +150,10 @@ class TrainingSession:
         self.epoch = int(checkpoint["epoch"])
         self.finished = bool(checkpoint["finished"])
         self.freeze = int(checkpoint["freeze_epochs"])
-        self.state = EpochState(int(checkpoint["pos"]), float(checkpoint["train_loss_sum"]),
+        # ``pos`` counts the rows of one rank's share: as many rows of the whole epoch were
+        # done when the run is resumed by another number of processes.
+        pos = int(checkpoint["pos"]) * int(checkpoint.get("world_size", 1)) // self.world.size
+        self.state = EpochState(pos, float(checkpoint["train_loss_sum"]),
                                 int(checkpoint["train_seen"]), checkpoint["rng"])
         self.best = Best(**checkpoint["best"])
         self.batch_size = int(checkpoint["batch_size"])
@@ -153,7 +164,8 @@ class TrainingSession:
         except RuntimeError:
             self.emit({"type": "message", "text": "the run was saved on another device: its "
                        "random state is not restored, so augmentations will differ"})
-        self.folder.truncate_metrics(self.epoch)
+        if self.world.is_main:
+            self.folder.truncate_metrics(self.epoch)
 
     def metadata(self, record: dict[str, Any] | None) -> dict[str, Any]:
         """What inference needs beside the weights, as JSON-able values."""
@@ -185,8 +197,8 @@ class TrainingSession:
             "phase": self.phase, "epoch": self.epoch, "finished": self.finished,
             "freeze_epochs": self.freeze, "pos": self.state.pos,
             "train_loss_sum": self.state.loss_sum, "train_seen": self.state.seen,
-            "batch_size": stepper.batch_size, "accumulate": stepper.accumulate,
-            "best": asdict(self.best), "rng": self.state.rng,
+            "batch_size": self.batch_size, "accumulate": self.accumulate,
+            "best": asdict(self.best), "rng": self.state.rng, "world_size": self.world.size,
             "config": self.config.to_dict(), "plan": self.plan.to_dict(),
             "metadata": self.metadata(record),
         }
@@ -203,11 +215,16 @@ class TrainingSession:
             self.model.freeze_backbone()
             lr, warmup = plan.head_lr, ONECYCLE_PCT_START
             total = self.freeze * head_steps(images, self.batch_size)
+            trained, batch = self.model, self.batch_size
         else:
             self.model.unfreeze()
             lr, warmup = plan.base_lr, plan.warmup
-            total = (config.epochs - self.freeze) * steps_per_epoch(images, self.batch_size,
-                                                                     self.accumulate)
+            # N ranks: each takes 1/N of the rows and of the batch, so the effective batch,
+            # the steps and the schedule are those of one process.
+            batch = -(-self.batch_size // self.world.size)
+            total = (config.epochs - self.freeze) * steps_per_epoch(
+                -(-images // self.world.size), batch, self.accumulate)
+            trained = distributed.data_parallel(self.model, self.device)
         groups = self.model.param_groups(lr, plan.lr_mult_early)
         optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
         scheduler = make_scheduler(optimizer, config.schedule, total,
@@ -218,10 +235,26 @@ class TrainingSession:
             scheduler.load_state_dict(pending["scheduler"])
             self.precision.scaler.load_state_dict(pending["scaler"])
         self.phase = phase
-        self.stepper = Stepper(self.model, optimizer, scheduler, total, self.train_loss,
+        self.stepper = Stepper(trained, optimizer, scheduler, total, self.train_loss,
                                self.precision, config.augment, self.generator,
-                               self.batch_size, self.accumulate)
+                               batch, self.accumulate, halve_on_oom=not self.world.enabled)
         return self.stepper
+
+    def _save(self, path: Path, checkpoint: dict[str, Any]) -> None:
+        """One writer: rank 0 (every rank holds the same weights)."""
+        if self.world.is_main:
+            save_checkpoint(path, checkpoint)
+
+    def _validation(self, rows: np.ndarray, batch_size: int) -> Validation | None:
+        """``validation_pass`` over sorted ``rows``; N ranks pass a share each and every rank
+        gets the logits and features of all of them, in the order of ``rows``."""
+        distributed.sync_buffers(self.model)
+        done = validation_pass(self.model, self.reader, distributed.share(rows),
+                               self.precision, batch_size, self.should_stop)
+        if done is None or not self.world.enabled:
+            return done
+        return Validation(distributed.gather_shares(done.logits, len(rows)),
+                          distributed.gather_shares(done.features, len(rows)))
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> str:
@@ -240,7 +273,8 @@ class TrainingSession:
                 return "stopped"
             if not config.plan:
                 self.config = replace(config, plan=self.plan.to_dict())
-                self.folder.write_config(self.config)
+                if self.world.is_main:
+                    self.folder.write_config(self.config)
             self.emit({"type": "message", "text": f"schedule: {self.plan.describe()}",
                        "plan": self.plan.to_dict()})
             for epoch in range(first, config.epochs):
@@ -260,8 +294,9 @@ class TrainingSession:
         """``lr`` auto: the LR finder on a short probe; False when stopped during it."""
         from cxr_desktop.core.train.lr_finder import probe_lr
 
-        found = probe_lr(self.model, self.reader, self.data, self.plan, self.precision,
-                         self.config, self.emit, self.should_stop)
+        found = distributed.on_main(lambda: probe_lr(
+            self.model, self.reader, self.data, self.plan, self.precision, self.config,
+            self.emit, self._stop_here))
         if found is None:
             self.emit({"type": "message", "text": "stopped during the LR probe: nothing "
                        "trained yet"})
@@ -273,7 +308,8 @@ class TrainingSession:
         config, data = self.config, self.data
         stepper = self._stepper_for(epoch)
         if self.state.pos == 0:
-            self.generator.manual_seed(config.seed * 1_000_003 + epoch + 1)
+            self.generator.manual_seed(config.seed * 1_000_003 + epoch + 1
+                                       + RANK_SEED_STEP * self.world.rank)
         started, seen_before = time.perf_counter(), self.state.seen
         val_rows = np.sort(data.val_rows)
         if self.phase == 1:
@@ -282,30 +318,35 @@ class TrainingSession:
             train_s = time.perf_counter() - started
         else:
             stepper.size = self.plan.sizes[epoch]
-            order = epoch_order(data, config.class_balance, config.seed, epoch)
+            order = distributed.share(epoch_order(data, config.class_balance, config.seed,
+                                                  epoch))
             completed = train_one_epoch(
                 stepper, self.reader, order, self.state, epoch=epoch + 1,
                 log_every=config.log_every_n_batches, emit=self.emit,
                 should_stop=self.should_stop)
             train_s = time.perf_counter() - started
             with self._recording_layers():
-                validation = validation_pass(self.model, self.reader, val_rows,
-                                             self.precision, stepper.batch_size,
-                                             self.should_stop) if completed else None
-        self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
+                validation = self._validation(val_rows, stepper.batch_size) \
+                    if completed else None
+        if not self.world.enabled:  # a distributed run never halves its batch
+            self.batch_size, self.accumulate = stepper.batch_size, stepper.accumulate
         if validation is None:  # stopped in training or validation: resume goes on from here
-            save_checkpoint(self.folder.last_path, self._checkpoint(None))
+            self._save(self.folder.last_path, self._checkpoint(None))
             where = "validation of" if completed else "training"
             self.emit({"type": "message", "text": f"stopped in {where} epoch {epoch + 1}: "
                        f"{self.folder.last_path} saved, resume to go on"})
             return False
         metrics = score(data, val_rows, validation.logits, self.eval_loss, config.threshold)
+        totals = [self.state.loss_sum, float(self.state.seen),
+                  float(self.state.seen - seen_before)]
+        # Fine-tuning: each rank trained on its share; frozen: every rank on all the rows.
+        loss_sum, seen, fresh = distributed.sums(totals) if self.phase == 2 else totals
         record = {
             "epoch": epoch + 1, "epochs": config.epochs, "phase": self.phase,
-            "train_loss": self.state.train_loss, **metrics, "lr": stepper.lr,
-            "epoch_s": time.perf_counter() - started,
-            "images_per_s": (self.state.seen - seen_before) / max(train_s, 1e-9),
-            "batch_size": stepper.batch_size, "train_size": self.plan.sizes[epoch],
+            "train_loss": loss_sum / seen if seen else float("nan"), **metrics,
+            "lr": stepper.lr, "epoch_s": time.perf_counter() - started,
+            "images_per_s": fresh / max(train_s, 1e-9),
+            "batch_size": self.batch_size, "train_size": self.plan.sizes[epoch],
         }
         self._end_epoch(record, validation)
         return True
@@ -316,15 +357,13 @@ class TrainingSession:
         data, model = self.data, self.model
         if self._frozen is None:
             rows = np.sort(data.train_rows)
-            train = pooled_features(model, self.reader, rows, self.precision,
-                                    stepper.batch_size, self.should_stop)
+            train = self._validation(rows, stepper.batch_size)
             with self._recording_layers():
-                val = None if train is None else validation_pass(
-                    model, self.reader, np.sort(data.val_rows), self.precision,
-                    stepper.batch_size, self.should_stop)
+                val = None if train is None else self._validation(
+                    np.sort(data.val_rows), stepper.batch_size)
             if train is None or val is None:
                 return None
-            self._frozen = (train, val)
+            self._frozen = (train.features.to(self.device), val)
         train, val = self._frozen
         targets = torch.from_numpy(np.ascontiguousarray(
             data.targets[np.sort(data.train_rows)])).to(self.device)
@@ -341,14 +380,16 @@ class TrainingSession:
         improved = self.best.update(self.epoch, record["val_auc"], record["val_loss"])
         patience = config.early_stop_patience
         early = bool(patience) and self.best.bad_epochs >= patience
-        self.finished = early or self.epoch == config.epochs
+        # Every rank scored the same gathered predictions; rank 0's word ends them all alike.
+        self.finished = distributed.broadcast(early or self.epoch == config.epochs)
         self.state = EpochState(rng=rng_snapshot(self.generator))
-        self.folder.append_metrics(record)
+        if self.world.is_main:
+            self.folder.append_metrics(record)
         checkpoint = self._checkpoint(record)
         if improved:
-            save_checkpoint(self.folder.best_path, checkpoint)
+            self._save(self.folder.best_path, checkpoint)
             self._keep_scope_features(validation, checkpoint["metadata"])
-        save_checkpoint(self.folder.last_path, checkpoint)
+        self._save(self.folder.last_path, checkpoint)
         self.emit(jsonable({"type": "epoch", **record, "best": improved,
                             "best_epoch": self.best.epoch, "best_val_auc": self.best.val_auc}))
         if early and self.epoch < config.epochs:
