@@ -8,15 +8,18 @@ cache once, then trains it with the same settings (fixed LR and batch, no pretra
 so nothing but the process count differs) alternately:
 
 - **1 process**: ``cxr-desktop train ...`` (torch's threads: every core);
+- **1 process, 1 thread**: the same with ``OMP_NUM_THREADS=1``: on a busy machine a process
+  whose threads wait for each other at every operator can be several times slower than one
+  thread, and this row tells that apart from what the second process adds;
 - **2 processes**: ``cxr-desktop train ... --nproc 2`` (torch.distributed.run, gloo, the
   cores split between the ranks, each rank half of every batch).
 
 Printed per run: the images/s of the training epochs after the first (the engine's
 ``images_per_s``: training images over the training time, all ranks together), the epoch
 time, the wall time of the whole command (start-up, rendezvous, validation and checkpoints
-included) and the best validation AUC; then the ratio 2 / 1 of the mean images/s and wall
-time per repeat. The load average is printed with every row: on a shared machine throughput
-swings with it.
+included) and the best validation AUC; then per repeat the ratios of the mean images/s and
+the wall time of 2 processes against each one-process row. The load average is printed with
+every row: on a shared machine throughput swings with it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train(dataset: Path, out: Path, settings: list[str], nproc: int,
-           env: dict[str, str]) -> dict:
+           env: dict[str, str]) -> dict[str, float]:
     command = [sys.executable, "-m", "cxr_desktop", "train", str(dataset), *settings,
                "--out", str(out), "--json", *(["--nproc", str(nproc)] if nproc > 1 else [])]
     started = time.perf_counter()
@@ -93,18 +96,23 @@ def main() -> None:
               f"cores; torch threads per rank: cores / processes")
         print(f"{'run':<14} {'procs':>5} {'images/s':>9} {'epoch s':>8} {'wall s':>8} "
               f"{'val AUC':>7} {'load':>6}")
+        configurations = {"1 process": (1, env),
+                          "1 proc 1 thr": (1, {**env, "OMP_NUM_THREADS": "1"}),
+                          "2 processes": (2, env)}
         ratios = []
         for repeat in range(args.repeats):
             runs = {}
-            for nproc in (1, 2):
-                out = base / f"run-{repeat}-{nproc}"
-                runs[nproc] = _train(dataset, out, settings, nproc, env)
-                print(_row(f"repeat {repeat + 1}", runs[nproc]), flush=True)
-            ratios.append((runs[2]["images_per_s"] / runs[1]["images_per_s"],
-                           runs[2]["wall_s"] / runs[1]["wall_s"]))
-        for repeat, (speed, wall) in enumerate(ratios, 1):
-            print(f"repeat {repeat}: 2 processes / 1 process: images/s x{speed:.2f}, "
-                  f"wall time x{wall:.2f}")
+            for label, (nproc, run_env) in configurations.items():
+                out = base / f"run-{repeat}-{label.replace(' ', '-')}"
+                runs[label] = _train(dataset, out, settings, nproc, run_env)
+                print(_row(label, runs[label]), flush=True)
+            ratios.append(runs)
+        for repeat, runs in enumerate(ratios, 1):
+            two = runs["2 processes"]
+            for label in ("1 process", "1 proc 1 thr"):
+                print(f"repeat {repeat}: 2 processes / {label}: images/s "
+                      f"x{two['images_per_s'] / runs[label]['images_per_s']:.2f}, wall time "
+                      f"x{two['wall_s'] / runs[label]['wall_s']:.2f}")
 
 
 if __name__ == "__main__":
