@@ -67,9 +67,7 @@ def take(window: MainWindow) -> None:
     window.tabs.setCurrentWidget(training)
     training.arch.setCurrentIndex(training.arch.findData("efficientnet_lite0"))
     training.size.setValue(96)
-    training.epochs.setValue(6)
-    training.batch.setValue(16)
-    training.lr.setValue(2e-3)
+    training.epochs.setValue(6)  # batch size, LR and frozen epochs left at auto
     training.start_button.click()
     wait_until(lambda: len(training.plots.epoch_x) >= 3)
     wait_ms(300)
