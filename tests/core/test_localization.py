@@ -33,6 +33,9 @@ BOX = Shape("blob", "rectangle", ((10.0, 20.0), (30.0, 40.0)))
 def test_pointing_and_energy_on_shapes_as_drawn():
     assert bounds_hit(10, 20, [BOX]) and bounds_hit(30, 40, [BOX])
     assert not bounds_hit(31, 20, [BOX])
+    # The pointing game's tolerance: 15 pixels from the box still points at it, 16 does not.
+    assert bounds_hit(45, 40, [BOX], tolerance=15) and not bounds_hit(46, 40, [BOX], 15)
+    assert bounds_hit(39, 49, [BOX], tolerance=15) and not bounds_hit(41, 52, [BOX], 15)
     triangle = Shape("blob", "polygon", ((0.0, 0.0), (40.0, 0.0), (0.0, 40.0)))
     mask = shapes_mask([BOX, triangle], (50, 50), (1.0, 1.0))
     assert mask[25, 15] == 1 and mask[5, 5] == 1 and mask[45, 45] == 0

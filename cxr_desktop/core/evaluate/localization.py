@@ -4,7 +4,9 @@ Pure functions over a map (H, W) in [0, 1] at the model's input size and shapes 
 original image's pixels (``scale`` = model pixels per image pixel, x and y):
 
 - **pointing game** (Zhang et al. 2016): the map's peak, in image pixels, inside the
-  bounding box of an annotated shape of the class;
+  bounding box of an annotated shape of the class, with their tolerance of 15 pixels at the
+  model's input size (``POINTING_TOLERANCE``: a map from a 7 x 7 feature grid cannot place
+  its peak more finely than that);
 - **energy in boxes**: the share of the map's sum that falls inside the shapes (rectangles,
   ellipses and polygons filled as drawn);
 - **FROC** as Object-CXR scores localization: every image gives up to ``MAX_POINTS`` points
@@ -25,6 +27,8 @@ import numpy as np
 from cxr_desktop.core.annotations.shapes import Shape
 
 FROC_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: The pointing game's tolerance, in pixels of the model's input (Zhang et al. 2016).
+POINTING_TOLERANCE = 15.0
 MAX_POINTS = 5
 #: A local maximum below this share of the map's peak is not a point.
 MIN_POINT_VALUE = 0.2
@@ -62,13 +66,10 @@ class FrocCurve:
                 "sensitivity": self.sensitivity}
 
 
-def bounds_hit(x: float, y: float, shapes: Sequence[Shape]) -> bool:
-    """True when (x, y) lies inside the bounding box of one of ``shapes`` (edges included)."""
-    for shape in shapes:
-        x0, y0, x1, y1 = shape.bounds()
-        if x0 <= x <= x1 and y0 <= y <= y1:
-            return True
-    return False
+def bounds_hit(x: float, y: float, shapes: Sequence[Shape], tolerance: float = 0.0) -> bool:
+    """True when (x, y) lies inside the bounding box of one of ``shapes`` (edges included),
+    or at most ``tolerance`` pixels from it."""
+    return any(bounds_distance(x, y, shape) <= tolerance for shape in shapes)
 
 
 def bounds_distance(x: float, y: float, shape: Shape) -> float:

@@ -23,6 +23,7 @@ from cxr_desktop.core.data.importers.geometry import image_size
 from cxr_desktop.core.data.spec import DatasetSpec, ImageItem
 from cxr_desktop.core.errors import CxrError, FileError
 from cxr_desktop.core.evaluate.localization import (
+    POINTING_TOLERANCE,
     FrocCurve,
     ImageScore,
     bootstrap_share_ci,
@@ -233,7 +234,8 @@ def _score(item: ImageItem, spec: DatasetSpec, name: str, cam: np.ndarray, prob:
     shapes = class_shapes(item, name, spec.task)
     top = peak(cam)
     peak_xy = to_image(top, scale) if top is not None else None
-    hit = peak_xy is not None and bounds_hit(peak_xy[0], peak_xy[1], shapes)
+    tolerance = POINTING_TOLERANCE / min(scale)  # input pixels -> image pixels
+    hit = peak_xy is not None and bounds_hit(peak_xy[0], peak_xy[1], shapes, tolerance)
     energy = energy_in(cam, shapes_mask(shapes, cam.shape, scale))
     score = ImageScore(path, name, prob, None if peak_xy is None else round(peak_xy[0], 1),
                        None if peak_xy is None else round(peak_xy[1], 1), hit, energy)
