@@ -23,8 +23,8 @@ from torch import Tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
 
 from cxr_desktop import __version__
-from cxr_desktop.core.infer.ood import OodInputs
-from cxr_desktop.core.infer.scope_layers import LayerRecorder
+from cxr_desktop.core.infer.ood import OodInputs, deep_half
+from cxr_desktop.core.infer.scope_layers import LayerRecorder, stage_names
 from cxr_desktop.core.io import INTENSITY_CHAIN
 from cxr_desktop.core.models import CxrNet
 from cxr_desktop.core.runs.checkpoint import save_checkpoint
@@ -401,7 +401,7 @@ class TrainingSession:
     def _recording_layers(self) -> Iterator[None]:
         """Forward hooks record the stage statistics of the validation pass inside: what the
         ``layers`` out-of-scope detector needs, at the cost of a mean and a std per channel."""
-        recorder = LayerRecorder(self.model)
+        recorder = LayerRecorder(self.model, deep_half(stage_names(self.model)))
         with recorder:
             yield
         layers = recorder.take()
