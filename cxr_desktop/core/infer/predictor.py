@@ -210,7 +210,8 @@ class Predictor:
                 layers: dict[str, np.ndarray] = {}
                 with torch.no_grad():
                     if self.scope is not None and self.scope.needs_layers:
-                        with LayerRecorder(self.model) as recorder:
+                        names = getattr(self.scope.detector, "names", None)
+                        with LayerRecorder(self.model, names) as recorder:
                             maps = self.model.forward_features(x)
                         layers = recorder.take()
                     else:
