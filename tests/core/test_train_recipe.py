@@ -209,3 +209,8 @@ def test_precision_on_the_cpu_uses_channels_last_and_bf16_only_where_native(monk
     assert logits.dtype == torch.bfloat16
     logits.float().sum().backward()
     assert not Precision(cpu, amp=False).enabled
+    # Depthwise convolutions are slower in bf16 on a CPU: EfficientNet stays in float32.
+    lite0 = build_model("efficientnet_lite0", 1, pretrained="none")
+    assert loop.has_depthwise_convs(lite0) and not loop.has_depthwise_convs(model)
+    assert not Precision(cpu, amp=True, model=lite0).enabled
+    assert Precision(cpu, amp=True, model=model).enabled

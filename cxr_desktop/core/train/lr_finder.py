@@ -217,7 +217,7 @@ def find_lr(
     plan = plan_schedule(config, len(data.train_rows), size=size,
                          pretrained=model.pretrained_source is not None,
                          min_size=info.min_input_size)
-    precision = Precision(device, config.amp)
+    precision = Precision(device, config.amp, model)
     model.to(device, memory_format=torch.channels_last if precision.channels_last
              else torch.preserve_format)
     if plan.freeze_epochs:

@@ -110,7 +110,7 @@ class TrainingSession:
         # probe, which runs on rank 0 alone, asks this process only.
         self.world = distributed.world()
         self.should_stop, self._stop_here = distributed.agreed(should_stop), should_stop
-        self.precision = Precision(device, config.amp)
+        self.precision = Precision(device, config.amp, model)
         memory_format = torch.channels_last if self.precision.channels_last else None
         self.model = model.to(device, memory_format=memory_format or torch.preserve_format)
         self.freeze = plan.freeze_epochs
