@@ -31,7 +31,10 @@ machine drifts):
 AUC is the mean one-vs-rest AUC over classes (multi-class) or findings (multi-label), as
 both sides compute it. Printed per run: validation AUC after each epoch, the final one (ours:
 the checkpoint it keeps, the best by validation AUC; plain: the last epoch), test AUC, wall
-seconds, ours / plain wall time and the load average (1 min) when the run ended.
+seconds and ours / plain, CPU seconds (user + system of the training process, every thread,
+imports included; plain's without its test pass) and ours / plain, and the load average (1
+min) when the run ended. On a shared machine wall time follows the load; CPU time much less
+(but threads that spin waiting for a busy core count too).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -139,9 +143,11 @@ def plain_main(args: argparse.Namespace) -> None:
         val_aucs.append(auc(val_rows))
         epochs_s.append(time.perf_counter() - epoch_start)
     train_s = time.perf_counter() - started
+    train_cpu_s = time.process_time()  # every thread of this process, imports included
     test_start = time.perf_counter()
     test_auc = auc(_rows(root, "test"))
-    print(json.dumps({"train_s": train_s, "epochs_s": epochs_s, "val_aucs": val_aucs,
+    print(json.dumps({"train_s": train_s, "train_cpu_s": train_cpu_s, "epochs_s": epochs_s,
+                      "val_aucs": val_aucs,
                       "test_auc": test_auc, "test_s": time.perf_counter() - test_start}))
 
 
@@ -158,6 +164,12 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, done.stdout
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _cli() -> list[str]:
     found = shutil.which("cxr-desktop")
     return [found] if found else [sys.executable, "-m", "cxr_desktop"]
@@ -172,7 +184,7 @@ def run_plain(args: argparse.Namespace, dataset: Path, name: str, epochs: int) -
     result = json.loads(out.splitlines()[-1])
     return {"val_aucs": result["val_aucs"], "final_val": result["val_aucs"][-1],
             "test_auc": result["test_auc"], "wall_s": wall - result["test_s"],
-            "load": os.getloadavg()[0], "notes": ""}
+            "cpu_s": result["train_cpu_s"], "load": os.getloadavg()[0], "notes": ""}
 
 
 def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int) -> dict:
@@ -182,9 +194,9 @@ def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int) -
     command = [*_cli(), "train", str(dataset), "--arch", "efficientnet_lite0", "--size",
                str(args.size), "--epochs", str(epochs), "--json", "--out", str(run_dir),
                *args.ours_args.split()]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _children_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     if done.returncode != 0:
         sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
     load = os.getloadavg()[0]
@@ -195,7 +207,7 @@ def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int) -
     notes = [line for line in done.stderr.splitlines()
              if line.startswith(("schedule", "LR probe"))]
     return {"val_aucs": [r["val_auc"] for r in records], "final_val": lines[-1]["best_val_auc"],
-            "test_auc": json.loads(evaluated)["auc"], "wall_s": wall, "load": load,
+            "test_auc": json.loads(evaluated)["auc"], "wall_s": wall, "cpu_s": cpu, "load": load,
             "notes": " / ".join(notes)}
 
 
@@ -233,7 +245,8 @@ def main() -> None:
     if args.ours_args:
         print(f"ours with: {args.ours_args}")
     header = (f"{'dataset':<12}{'E':>2} {'run':<6}{'val AUC per epoch':<36}{'final val':>10}"
-              f"{'test':>7}{'wall s':>8}{'ours/plain':>11}{'load':>6}")
+              f"{'test':>7}{'wall s':>8}{'ours/plain':>11}{'CPU s':>7}{'ours/plain':>11}"
+              f"{'load':>6}")
     table = [header]
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="recipe.") as tmp:
@@ -258,11 +271,12 @@ def main() -> None:
                     if side not in results:
                         continue
                     r = results[side]
-                    ratio = (f"{r['wall_s'] / results['plain']['wall_s']:.2f}"
-                             if side == "ours" and "plain" in results else "")
+                    ours = side == "ours" and "plain" in results
+                    ratio = f"{r['wall_s'] / results['plain']['wall_s']:.2f}" if ours else ""
+                    cpu_ratio = f"{r['cpu_s'] / results['plain']['cpu_s']:.2f}" if ours else ""
                     row = (f"{name:<12}{epochs:>2} {side:<6}{_fmt(r['val_aucs']):<36}"
                            f"{r['final_val']:>10.3f}{r['test_auc']:>7.3f}{r['wall_s']:>8.1f}"
-                           f"{ratio:>11}{r['load']:>6.2f}")
+                           f"{ratio:>11}{r['cpu_s']:>7.0f}{cpu_ratio:>11}{r['load']:>6.2f}")
                     table.append(row)
                     print(row + (f"   {r['notes']}" if r["notes"] else ""), flush=True)
     print("\n" + "\n".join(table))
