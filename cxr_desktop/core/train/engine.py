@@ -302,8 +302,13 @@ def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
     the train and validation images. A run is still done without it: the viewer then
     checks DICOM tags only."""
     try:
+        reduced = session is not None and session.scope_reduced_precision
+        if reduced:
+            emit({"type": "message", "text": "the validation pass ran in reduced precision: "
+                  "the out-of-scope statistics are computed again in float32, as the "
+                  "viewer computes them (one pass over the validation images)"})
         if session is not None and session.scope_inputs is not None \
-                and session.scope_checkpoint is not None:
+                and session.scope_checkpoint is not None and not reduced:
             inputs = session.scope_inputs
             if not inputs.layers:  # no stage statistics (a distributed validation pass)
                 emit({"type": "message", "text": "no stage statistics of the validation "

@@ -131,6 +131,9 @@ class TrainingSession:
         self._frozen: tuple[Tensor, Validation] | None = None
         self.scope_inputs: OodInputs | None = None
         self.scope_checkpoint: dict[str, Any] | None = None
+        # Whether that validation pass ran under autocast (bf16/fp16): its statistics are
+        # then not those of the float32 Predictor, and the scope is fitted on a float32 pass.
+        self.scope_reduced_precision = False
         # Stage statistics of the latest validation pass, recorded by forward hooks.
         self._scope_layers: dict[str, np.ndarray] = {}
         self.reader = BatchReader(data, device)
@@ -421,3 +424,4 @@ class TrainingSession:
         self.scope_inputs = OodInputs(normed.flatten(1).double().cpu().numpy(),
                                       validation.logits[::step].double().numpy(), layers)
         self.scope_checkpoint = metadata
+        self.scope_reduced_precision = bool(self.precision.enabled)
