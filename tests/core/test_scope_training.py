@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cxr_desktop.cli import main
@@ -120,3 +121,34 @@ def test_predict_json_carries_the_score_its_threshold_and_the_tags_apart(chest_r
     assert "out of scope: unlike the validation images: scope score" in text
     assert main(["predict", str(run_dir), str(chest), "--device", "cpu"]) == 0
     assert "scope score" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_the_scope_uses_the_validation_pass_unless_it_ran_in_reduced_precision(
+        amp, tmp_path, monkeypatch):
+    """float32 validation: its recorded statistics, no extra pass. Under autocast (bf16 on
+    a CPU that has it) the statistics differ from the float32 Predictor's: one float32
+    pass over the validation images instead."""
+    from blobs import make_blob_dataset
+
+    from cxr_desktop.core.train import engine
+    from cxr_desktop.core.train.loop import Precision
+
+    reduced = Precision(torch.device("cpu"), amp).enabled
+    if amp and not reduced:
+        pytest.skip("this CPU has no native bf16: training runs in float32")
+    spec = make_blob_dataset(tmp_path / "ds", n_train=16, n_val=12)
+    calls = []
+    real = engine.fit_run_scope
+    monkeypatch.setattr(engine, "fit_run_scope",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    events = []
+    config = TrainConfig(dataset=str(tmp_path / "ds"), arch="small_cnn", size=48, epochs=1,
+                         batch_size=8, lr=3e-3, pretrained="none", workers=1, amp=amp,
+                         out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    assert fit(config, events.append, spec=spec,
+               registry=RunRegistry(tmp_path / "runs.sqlite")).status == "done"
+    scope = ScopeModel.load(tmp_path / "run" / SCOPE_NAME)
+    assert scope.method == DEFAULT_METHOD and scope.meta["val_images"] == 12
+    said = any("reduced precision" in e.get("text", "") for e in events)
+    assert calls == ([1] if reduced else []) and said == reduced
