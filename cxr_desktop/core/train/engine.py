@@ -297,10 +297,10 @@ def _execute(
 def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
                emit: EventSink, should_stop: Callable[[], bool],
                session: TrainingSession | None = None) -> None:
-    """The out-of-scope model of the best checkpoint, from the validation features the
-    session kept of it; without them (a best epoch from before a resume) from a pass over
-    the train and validation images. A run is still done without it: the viewer then
-    checks DICOM tags only."""
+    """The out-of-scope model of the best checkpoint, from what its validation pass computed
+    (features, logits, stage statistics); from one float32 pass over the validation images
+    when that pass ran under autocast or its statistics are gone (a best epoch from before
+    a resume). A run is still done without it: the viewer then checks DICOM tags only."""
     try:
         reduced = session is not None and session.scope_reduced_precision
         if reduced:
