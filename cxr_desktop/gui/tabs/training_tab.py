@@ -32,13 +32,14 @@ from cxr_desktop.core.models import ARCHITECTURES, get_arch
 from cxr_desktop.core.models.weights import find_weights
 from cxr_desktop.core.runs.folder import RunFolder
 from cxr_desktop.core.runs.registry import RunRecord
-from cxr_desktop.core.train import AugmentSettings, TrainConfig, fit, resume
+from cxr_desktop.core.train import AugmentSettings, TrainConfig
 from cxr_desktop.core.train.config import AUTO_BATCH, AUTO_FREEZE
 from cxr_desktop.core.train.lr_finder import LrFinderResult, find_lr
 from cxr_desktop.core.train.schedule import FREEZE_FROM_EPOCHS, SchedulePlan, plan_schedule
 from cxr_desktop.gui.dialogs.preferences import load_preferences
 from cxr_desktop.gui.engine_worker import EngineRunner
 from cxr_desktop.gui.widgets.evaluation_view import EvaluationView
+from cxr_desktop.gui.widgets.gpu_choice import GpuChoice
 from cxr_desktop.gui.widgets.labelled_progress import LabelledProgress
 from cxr_desktop.gui.widgets.live_plots import TrainingPlots
 from cxr_desktop.gui.widgets.run_history import RunHistory
@@ -83,6 +84,7 @@ class TrainingTab(QWidget):
         self.dataset_label = QLabel("none: open one in the Dataset tab")
         self.dataset_label.setWordWrap(True)
         self.device_label = QLabel("probing...")
+        self.gpus = GpuChoice()  # shown with more than one GPU
         self.arch = QComboBox()
         for name, info in ARCHITECTURES.items():
             self.arch.addItem(f"{info.label}", name)
@@ -115,6 +117,7 @@ class TrainingTab(QWidget):
         form = QFormLayout()
         form.addRow("Dataset:", self.dataset_label)
         form.addRow("Device:", self.device_label)
+        self.gpus.add_to(form)
         form.addRow("Architecture:", self.arch)
         form.addRow("Image size:", self.size)
         form.addRow("Epochs:", self.epochs)
@@ -261,8 +264,9 @@ class TrainingTab(QWidget):
             return
         config, spec = self.config(), self.spec
         self.plots.start_run(config.epochs)
-        self._begin(f"Training {config.arch} on {spec.root.name}...", config.epochs)
-        self.engine.start(lambda emit, stop: fit(config, emit, stop, spec=spec))
+        self._begin(f"Training {config.arch} on {spec.root.name}"
+                    f"{self.gpus.describe(config.device)}...", config.epochs)
+        self.engine.start(self.gpus.fit_job(config, spec))
 
     def resume_selected(self) -> None:
         record = self.selected_run()
@@ -271,14 +275,15 @@ class TrainingTab(QWidget):
         run_dir = record.run_dir
         folder = RunFolder(run_dir)
         try:
-            history, epochs = folder.read_metrics(), folder.read_config().epochs
+            history, config = folder.read_metrics(), folder.read_config()
         except CxrError as exc:
             self.message.setText(f"Cannot resume: {exc}")
             self.status_message.emit(str(exc))
             return
         self.plots.show_history(history)
-        self._begin(f"Resuming {Path(run_dir).name}...", epochs)
-        self.engine.start(lambda emit, stop: resume(run_dir, emit, stop))
+        self._begin(f"Resuming {Path(run_dir).name}{self.gpus.describe(config.device)}...",
+                    config.epochs)
+        self.engine.start(self.gpus.resume_job(run_dir, config.device))
 
     def find_lr(self) -> None:
         if self.spec is None or self.engine.is_running():
