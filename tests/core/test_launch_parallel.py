@@ -12,9 +12,10 @@ import pytest
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.demo import make_demo_dataset
 from cxr_desktop.core.errors import CxrError
+from cxr_desktop.core.runs import load_checkpoint
 from cxr_desktop.core.runs.registry import RunRegistry
 from cxr_desktop.core.train import TrainConfig
-from cxr_desktop.core.train.parallel import fit_parallel, launcher_failure
+from cxr_desktop.core.train.parallel import fit_parallel, launcher_failure, resume_parallel
 
 pytestmark = pytest.mark.slow
 
@@ -121,9 +122,17 @@ def test_a_killed_rank_is_named_and_the_run_can_resume(tmp_path, demo, monkeypat
             killed.append(pid)
 
     with pytest.raises(CxrError) as failed:
-        fit_parallel(_config(demo, out, 300), 2, on_event, spec=demo)
+        fit_parallel(_config(demo, out, 4), 2, on_event, spec=demo)
     assert killed
     assert "training process 1 was ended by Signal 9 (SIGKILL)" in str(failed.value)
     record = RunRegistry().get(out)
     assert record is not None and record.status == "failed"
     assert (out / "last.pt").is_file()  # kept, to resume
+    before = load_checkpoint(out / "last.pt")["epoch"]
+    epochs: list[int] = []
+    result = resume_parallel(out, 2, lambda e: epochs.append(e["epoch"])
+                             if e["type"] == "epoch" else None)
+    assert result.status == "done" and result.world_size == 2 and result.epochs_done == 4
+    assert epochs == list(range(before + 1, 5))
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert RunRegistry().get(out).status == "done"

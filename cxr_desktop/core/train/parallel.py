@@ -194,7 +194,8 @@ def _relay(process: subprocess.Popen, events: queue.Queue[Any], on_event: EventS
             waited = time.monotonic() - stopped_at
             if not interrupted and waited > STOP_GRACE_S:
                 interrupted = True
-                process.send_signal(signal.SIGINT)
+                if os.name != "nt":  # Windows has no SIGINT for a child: ended below
+                    process.send_signal(signal.SIGINT)
             elif waited > STOP_GRACE_S + KILL_GRACE_S:
                 _end(process)
     process.wait()
