@@ -21,7 +21,9 @@ Every detector of ``core.infer.ood`` is fitted on the validation images' pooled 
 logits and stage statistics, as training fits the default one, with the threshold at
 ``--rate`` false alarms of the cross-fitted validation scores. Printed per detector and kind:
 AUROC (test chests against the kind), the detection rate at the threshold, and the false
-alarms on test chests; the fit time per detector; the load average. ``--resplits N`` adds the
+alarms on test chests; the fit time per detector; the load average. A last row scores the
+run's own ``scope.npz``, the one training fitted from its validation pass (under its
+precision: bf16 autocast on CPUs that have it). ``--resplits N`` adds the
 false alarms over N random splits of the validation and test chests pooled (one split is
 one draw of a heavy-tailed score).
 """
@@ -45,10 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipe_data import background, make_dataset  # noqa: E402
 
 from cxr_desktop.core.data.spec import DatasetSpec  # noqa: E402
-from cxr_desktop.core.infer.ood import DETECTORS, OodInputs  # noqa: E402
-from cxr_desktop.core.infer.scope import fit_scope_inputs, inputs_of  # noqa: E402
+from cxr_desktop.core.infer.ood import DETECTORS, OodInputs, deep_half  # noqa: E402
+from cxr_desktop.core.infer.scope import (  # noqa: E402
+    SCOPE_NAME,
+    ScopeModel,
+    fit_scope_inputs,
+    inputs_of,
+)
 from cxr_desktop.core.io import load_image, model_input, to_display  # noqa: E402
-from cxr_desktop.core.runs import load_run  # noqa: E402
+from cxr_desktop.core.runs import RunFolder, load_run  # noqa: E402
 
 CT_FILES = ("CT_small.dcm",)
 MR_FILES = ("MR_small.dcm", "MR2_UNCI.dcm", "emri_small.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm")
@@ -195,39 +202,31 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run) if args.run else _train(args, work)
     loaded = load_run(run_dir, device="cpu")
     model, size = loaded.model.eval(), int(loaded.metadata["input_size"])
-    from cxr_desktop.core.runs import RunFolder
-
     spec = DatasetSpec.load(RunFolder(run_dir).path / "dataset.json")
     val_pixels, _ = _split_pixels(spec, "val", size)
     test_pixels, test_chests = _split_pixels(spec, "test", size)
-    val = inputs_of(model, _batches(val_pixels))
-    test = inputs_of(model, _batches(test_pixels))
+    val = inputs_of(model, _batches(val_pixels), layers="all")
+    test = inputs_of(model, _batches(test_pixels), layers="all")
     kinds: dict[str, OodInputs] = {}
     for offset, kind in enumerate(KINDS):
         images = kind_images(kind, test_chests, args.per_kind, test_chests[0].shape[0],
                              args.seed + 100 + offset)
-        kinds[kind] = inputs_of(model, _batches(model_inputs(images, size, work / kind)))
+        kinds[kind] = inputs_of(model, _batches(model_inputs(images, size, work / kind)),
+                                layers="all")
     print(f"{len(val)} validation, {len(test)} test chests, {args.per_kind} images per kind; "
           f"false-alarm rate {args.rate:.0%}; load average {load_average()}")
     softmax = loaded.metadata.get("task") == "multiclass"
-    detectors = [(name, name, {"softmax": softmax} if name == "energy" else {})
-                 for name in DETECTORS] + list(VARIANTS)
+    defaults = {"energy": {"softmax": softmax}, "layers": {"names": "deep half"}}
+    detectors = [(name, name, defaults.get(name, {})) for name in DETECTORS] + list(VARIANTS)
     rows = []
     for label, method, options in detectors:
-        if options.get("names") == "all":
-            options = dict(options, names=list(val.layers))
+        options = _resolved(options, list(val.layers))
         started = time.perf_counter()
         scope = fit_scope_inputs(val, method, args.rate, **options)
-        fit_s = time.perf_counter() - started
-        inside = scope.score(test)
-        alarms = float(np.mean(inside > scope.threshold))
-        row = {"detector": label, "fit_s": fit_s, "false_alarms": alarms}
-        for kind, inputs in kinds.items():
-            outside = scope.score(inputs)
-            truth = np.r_[np.zeros(len(inside)), np.ones(len(outside))]
-            row[kind] = (roc_auc_score(truth, np.r_[inside, outside]),
-                         float(np.mean(outside > scope.threshold)))
-        rows.append(row)
+        rows.append(_row(label, scope, test, kinds, time.perf_counter() - started))
+    saved = RunFolder(run_dir).path / SCOPE_NAME
+    if saved.is_file():  # what training fitted, from its own validation pass
+        rows.append(_row(f"the run's {SCOPE_NAME}", ScopeModel.load(saved), test, kinds))
     print_table(rows, args.markdown)
     if args.resplits:
         resplit(val, test, kinds, detectors, args)
@@ -238,6 +237,25 @@ def run(args: argparse.Namespace) -> None:
           f"(>= {DONE_DETECTION:.0%}), test chests flagged {alarms:.1%} "
           f"(<= {DONE_FALSE_ALARMS:.0%}): {verdict}")
     print(f"load average at the end {load_average()}")
+
+
+def _resolved(options: dict, stages: list[str]) -> dict:
+    """``names``: "all" stages or the "deep half" (what training records) as a list."""
+    names = {"all": stages, "deep half": deep_half(stages)}.get(options.get("names"))
+    return options if names is None else dict(options, names=names)
+
+
+def _row(label: str, scope: ScopeModel, test: OodInputs, kinds: dict[str, OodInputs],
+         fit_s: float | None = None) -> dict:
+    inside = scope.score(test)
+    row = {"detector": label, "fit_s": fit_s,
+           "false_alarms": float(np.mean(inside > scope.threshold))}
+    for kind, inputs in kinds.items():
+        outside = scope.score(inputs)
+        truth = np.r_[np.zeros(len(inside)), np.ones(len(outside))]
+        row[kind] = (roc_auc_score(truth, np.r_[inside, outside]),
+                     float(np.mean(outside > scope.threshold)))
+    return row
 
 
 def _pool(first: OodInputs, second: OodInputs) -> OodInputs:
@@ -254,8 +272,7 @@ def resplit(val: OodInputs, test: OodInputs, kinds: dict[str, OodInputs],
     print(f"\n{args.resplits} random splits of the {len(pool)} held-out chests into "
           f"{half} to fit and {len(pool) - half} to count false alarms:")
     for label, method, options in detectors:
-        if options.get("names") == "all":
-            options = dict(options, names=list(val.layers))
+        options = _resolved(options, list(val.layers))
         rng = np.random.default_rng(args.seed)
         alarms, caught = [], []
         for _ in range(args.resplits):
@@ -276,7 +293,7 @@ def print_table(rows: list[dict], markdown: bool) -> None:
     for row in rows:
         cells = [row["detector"], f"{row['false_alarms']:.1%}"]
         cells += [f"{row[k][0]:.3f} / {row[k][1]:.0%}" for k in KINDS]
-        lines.append([*cells, f"{row['fit_s']:.2f}"])
+        lines.append([*cells, "-" if row["fit_s"] is None else f"{row['fit_s']:.2f}"])
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))

@@ -165,3 +165,18 @@ def test_the_deep_half_of_the_stages():
     stages = ["stem", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "head"]
     assert deep_half(stages) == ["s4", "s5", "s6", "s7", "head"]
     assert deep_half(stages[:4]) == ["s2", "s3"] and deep_half(["a", "b"]) == ["a", "b"]
+
+
+def test_the_default_detector_reads_every_stage_recorded_and_inputs_of_records_the_deep_half():
+    from cxr_desktop.core.infer.scope import inputs_of
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 1, "none")
+    images = [np.random.default_rng(1).integers(0, 256, (6, 32, 32), dtype=np.uint8)]
+    recorded = inputs_of(model, images)
+    assert list(recorded.layers) == deep_half(stage_names(model)) == ["layer2", "layer3",
+                                                                     "layer4"]
+    assert list(inputs_of(model, images, layers="all").layers) == stage_names(model)
+    assert not inputs_of(model, images, layers=False).layers
+    scope = fit_scope_inputs(recorded, "layers", false_alarm_rate=0.2)
+    assert scope.detector.names == ["layer2", "layer3", "layer4"]  # not halved again

@@ -11,7 +11,8 @@ out-of-distribution examples, and none a pass of its own over the data:
   (Sun et al. 2022, "Out-of-distribution detection with deep nearest neighbors").
 - ``layers``: Mahalanobis distance of each stage's channel means and standard deviations,
   each standardised by its cross-fitted validation distances and summed (after Lee et al.
-  2018, who combine per-layer distances), over the deeper half of the stages: their
+  2018, who combine per-layer distances), over the stages recorded (``deep_half``: the
+  deeper half of the backbone, what training and the Predictor record): their
   statistics still see anatomy and orientation that the last, task-tuned pooled features
   discard, while the first stages mostly see acquisition noise and contrast.
 - ``energy``: the negative free energy of the logits (Liu et al. 2020); for sigmoid outputs
@@ -230,7 +231,7 @@ class LayerMahalanobis(Detector):
 
     @classmethod
     def fit(cls, inputs: OodInputs, **options: Any) -> LayerMahalanobis:
-        names = options.get("names") or deep_half(list(inputs.layers))
+        names = options.get("names") or list(inputs.layers)
         if not names:
             raise CxrError("scope: no layer statistics were recorded")
         rows = _spread(len(inputs), MAX_LAYER_ROWS)
@@ -254,7 +255,7 @@ class LayerMahalanobis(Detector):
                      **options: Any) -> tuple[Detector, np.ndarray]:
         """Cross-fitted per-layer distances set each layer's centre and scale, then sum;
         the first fold's detector is kept (see ``Detector.fit_crossfit``)."""
-        names = options.get("names") or deep_half(list(inputs.layers))
+        names = options.get("names") or list(inputs.layers)
         fold_of, folds = fold_assignment(len(inputs), folds)
         distances = np.empty((len(inputs), len(names)))
         kept: LayerMahalanobis | None = None

@@ -48,9 +48,10 @@ from cxr_desktop.core.infer.ood import (
     LedoitWolf,
     OodInputs,
     PooledMahalanobis,
+    deep_half,
     threshold_for,
 )
-from cxr_desktop.core.infer.scope_layers import LayerRecorder
+from cxr_desktop.core.infer.scope_layers import LayerRecorder, stage_names
 from cxr_desktop.core.infer.scope_tags import tag_check, tag_problems
 from cxr_desktop.core.io import Radiograph
 from cxr_desktop.core.models import CxrNet
@@ -222,14 +223,17 @@ def _as_input(batch: Tensor | np.ndarray, device: torch.device) -> Tensor:
 
 @torch.no_grad()
 def inputs_of(model: CxrNet, batches: Iterable[Tensor | np.ndarray],
-              layers: bool = True) -> OodInputs:
-    """Pooled features, logits and (``layers``) stage statistics of every image in
-    ``batches`` ((B, S, S) or (B, 1, S, S), uint8 or float in [0, 1]), the model in eval
-    mode."""
+              layers: bool | str = True) -> OodInputs:
+    """Pooled features, logits and stage statistics of every image in ``batches`` ((B, S,
+    S) or (B, 1, S, S), uint8 or float in [0, 1]), the model in eval mode. ``layers``: True
+    records the stages the default detector reads (``deep_half``), ``"all"`` every stage,
+    False none."""
     model.eval()
     device = next(model.parameters()).device
     features, logits = [], []
-    recorder = LayerRecorder(model) if layers else None
+    stages = stage_names(model)
+    recorder = LayerRecorder(model, stages if layers == "all" else deep_half(stages)) \
+        if layers else None
     with recorder or nullcontext():
         for batch in batches:
             vector = pooled(model, model.forward_features(_as_input(batch, device)))
