@@ -407,8 +407,15 @@ class TrainingSession:
         recorder = LayerRecorder(self.model, deep_half(stage_names(self.model)))
         with recorder:
             yield
-        layers = recorder.take()
-        if all(len(v) == len(self.data.val_rows) for v in layers.values()):
+        layers, count = recorder.take(), len(self.data.val_rows)
+        if self.world.enabled:  # each rank saw its share: put the statistics of all together
+            share = len(distributed.share(np.sort(self.data.val_rows)))
+            if not layers or any(len(v) != share for v in layers.values()):
+                return  # a stopped pass (stopped alike on every rank: nothing to gather)
+            layers = {name: distributed.gather_shares(torch.from_numpy(layers[name]),
+                                                      count).numpy()
+                      for name in sorted(layers)}
+        if all(len(v) == count for v in layers.values()):
             self._scope_layers = layers
 
     def _keep_scope_features(self, validation: Validation, metadata: dict[str, Any]) -> None:
