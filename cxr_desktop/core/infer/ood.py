@@ -24,6 +24,7 @@ fitted on the other folds, so a threshold is never set on images the fit saw.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -123,25 +124,29 @@ def _spread(count: int, limit: int) -> np.ndarray:
     return np.arange(count) if count <= limit else np.linspace(0, count - 1, limit).astype(int)
 
 
-class Detector:
+class Detector(ABC):
     """A fitted detector: ``score`` (higher is further out), saved as named arrays."""
 
     name: ClassVar[str] = ""
     needs_layers: ClassVar[bool] = False
 
     @classmethod
+    @abstractmethod
     def fit(cls, inputs: OodInputs, **options: Any) -> Detector:
-        raise NotImplementedError
+        """The detector fitted on in-distribution ``inputs``."""
 
+    @abstractmethod
     def score(self, inputs: OodInputs) -> np.ndarray:
-        raise NotImplementedError
+        """One score per row of ``inputs``."""
 
+    @abstractmethod
     def arrays(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """What ``from_arrays`` needs, as named arrays for the scope file."""
 
     @classmethod
+    @abstractmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Detector:
-        raise NotImplementedError
+        """The detector ``arrays`` saved."""
 
     def options(self) -> dict[str, Any]:
         """JSON-able settings saved in the scope file's meta."""
