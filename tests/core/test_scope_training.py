@@ -131,7 +131,7 @@ def test_the_scope_uses_the_validation_pass_unless_it_ran_in_reduced_precision(
     pass over the validation images instead."""
     from blobs import make_blob_dataset
 
-    from cxr_desktop.core.train import engine
+    from cxr_desktop.core.train import scope_fit
     from cxr_desktop.core.train.loop import Precision
 
     reduced = Precision(torch.device("cpu"), amp).enabled
@@ -139,8 +139,8 @@ def test_the_scope_uses_the_validation_pass_unless_it_ran_in_reduced_precision(
         pytest.skip("this CPU has no native bf16: training runs in float32")
     spec = make_blob_dataset(tmp_path / "ds", n_train=16, n_val=12)
     calls = []
-    real = engine.fit_run_scope
-    monkeypatch.setattr(engine, "fit_run_scope",
+    real = scope_fit.fit_run_scope
+    monkeypatch.setattr(scope_fit, "fit_run_scope",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     events = []
     config = TrainConfig(dataset=str(tmp_path / "ds"), arch="small_cnn", size=48, epochs=1,

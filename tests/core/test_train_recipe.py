@@ -16,7 +16,7 @@ from cxr_desktop.core.infer.scope import SCOPE_METHOD_VALIDATION, SCOPE_NAME, Sc
 from cxr_desktop.core.io import load_image
 from cxr_desktop.core.models import build_model, get_arch
 from cxr_desktop.core.runs import RunFolder, load_checkpoint, save_checkpoint
-from cxr_desktop.core.train import TrainConfig, engine, fit, lr_finder, resume
+from cxr_desktop.core.train import TrainConfig, engine, fit, lr_finder, resume, scope_fit
 from cxr_desktop.core.train.loop import Precision
 from cxr_desktop.core.train.lr_finder import LrFinderResult
 
@@ -151,7 +151,7 @@ def test_the_scope_comes_from_the_validation_pass_with_no_extra_pass(
         tmp_path, spec, monkeypatch):
     calls: list[tuple[str, int, int]] = []
     counting_forward(monkeypatch, calls)
-    monkeypatch.setattr(engine, "fit_run_scope", lambda *a, **k: pytest.fail("extra pass"))
+    monkeypatch.setattr(scope_fit, "fit_run_scope", lambda *a, **k: pytest.fail("extra pass"))
     seen_at_last_epoch = []
 
     def on_event(event):

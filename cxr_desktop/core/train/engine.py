@@ -34,13 +34,7 @@ import torch
 from cxr_desktop.core.data import open_dataset
 from cxr_desktop.core.data.spec import DatasetSpec
 from cxr_desktop.core.errors import CxrError, FileError
-from cxr_desktop.core.infer.scope import (
-    DEFAULT_METHOD,
-    SCOPE_NAME,
-    checkpoint_meta,
-    fit_run_scope,
-    fit_scope_inputs,
-)
+from cxr_desktop.core.infer.scope import SCOPE_NAME
 from cxr_desktop.core.models import CxrNet, build_model, get_arch
 from cxr_desktop.core.runs.checkpoint import load_checkpoint
 from cxr_desktop.core.runs.folder import DATASET_NAME, RunFolder, jsonable, new_run_dir, os_reason
@@ -55,6 +49,7 @@ from cxr_desktop.core.train.data import (
     prepare_data,
 )
 from cxr_desktop.core.train.schedule import SchedulePlan, plan_schedule
+from cxr_desktop.core.train.scope_fit import fit_best_scope
 from cxr_desktop.core.train.session import TrainingSession
 
 DATASET_SNAPSHOT = DATASET_NAME
@@ -294,40 +289,6 @@ def _execute(
             emit({"type": "done", **result.to_dict()})
 
 
-def _fit_scope(folder: RunFolder, spec: DatasetSpec, device: torch.device,
-               emit: EventSink, should_stop: Callable[[], bool],
-               session: TrainingSession | None = None) -> None:
-    """The out-of-scope model of the best checkpoint, from what its validation pass computed
-    (features, logits, stage statistics); from one float32 pass over the validation images
-    when that pass ran under autocast or its statistics are gone (a best epoch from before
-    a resume). A run is still done without it: the viewer then checks DICOM tags only."""
-    try:
-        reduced = session is not None and session.scope_reduced_precision
-        if reduced:
-            emit({"type": "message", "text": "the validation pass ran in reduced precision: "
-                  "the out-of-scope statistics are computed again in float32, as the "
-                  "viewer computes them (one pass over the validation images)"})
-        if session is not None and session.scope_inputs is not None \
-                and session.scope_checkpoint is not None and not reduced:
-            inputs = session.scope_inputs
-            if not inputs.layers:  # no stage statistics (a distributed validation pass)
-                emit({"type": "message", "text": "no stage statistics of the validation "
-                      "images: the image scope uses the pooled-feature distance"})
-            scope = fit_scope_inputs(inputs, DEFAULT_METHOD if inputs.layers
-                                     else "mahalanobis")
-            scope.meta.update(checkpoint_meta(folder.best_path.name, session.scope_checkpoint))
-            scope.save(folder.path / SCOPE_NAME)
-        else:
-            scope = fit_run_scope(folder.path, spec, device=str(device),
-                                  should_stop=should_stop)
-    except (CxrError, ValueError) as exc:
-        emit({"type": "message", "text": f"no feature-based scope check for this run: {exc}"})
-        return
-    if scope is None:
-        emit({"type": "message", "text": "stopped before the out-of-scope model was fitted: "
-              "the viewer checks this run's images by their DICOM tags only"})
-
-
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -375,7 +336,7 @@ def _train(
         folder.write_metrics([])
     status = session.run()
     if status == "done" and folder.best_path.exists() and distributed.world().is_main:
-        _fit_scope(folder, spec, device, emit, should_stop, session)
+        fit_best_scope(folder, spec, device, emit, should_stop, session)
     best = session.best
     return RunResult(folder.path, status, config.epochs, session.epoch, best.epoch,
                      _finite(best.val_auc), folder.read_metrics(), data.excluded, world_size)
@@ -432,7 +393,7 @@ def _already_complete(config: TrainConfig, folder: RunFolder, spec: DatasetSpec,
     emit({"type": "message", "text": "this run is already complete"})
     if folder.best_path.exists() and not (folder.path / SCOPE_NAME).exists() \
             and distributed.world().is_main:
-        _fit_scope(folder, spec, pick_device("auto"), emit, should_stop)
+        fit_best_scope(folder, spec, pick_device("auto"), emit, should_stop)
     best = checkpoint.get("best") or {}
     epoch = best.get("epoch")
     return RunResult(folder.path, "done", config.epochs, int(checkpoint["epoch"]),
