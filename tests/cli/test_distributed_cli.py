@@ -130,20 +130,20 @@ def test_a_rank_killed_mid_epoch_ends_all_and_resume_continues(tmp_path, dataset
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "cxr_desktop", "train", str(dataset), *TRAIN,
                "--epochs", "40", "--out", str(run_dir), "--json", "--nproc", "2"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    try:
-        first = json.loads(process.stdout.readline())
-        assert first["epoch"] == 1
-        ranks = _ranks_of(process.pid)
-        assert sorted(ranks) == [0, 1]
-        time.sleep(0.1)  # into the next epoch
-        os.kill(ranks[1], signal.SIGKILL)
-        process.wait(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    err = process.stderr.read()
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=os.environ.copy()) as process:
+        try:
+            first = json.loads(process.stdout.readline())
+            assert first["epoch"] == 1
+            ranks = _ranks_of(process.pid)
+            assert sorted(ranks) == [0, 1]
+            time.sleep(0.1)  # into the next epoch
+            os.kill(ranks[1], signal.SIGKILL)
+            process.wait(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        err = process.stderr.read()
     assert process.returncode == 1 and "rank 1 was ended by signal SIGKILL" in err
     deadline = time.monotonic() + 10
     while _alive(ranks[0]) and time.monotonic() < deadline:

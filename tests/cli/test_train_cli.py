@@ -87,14 +87,14 @@ def test_sigkill_mid_run_then_resume_completes(tmp_path, dataset, capsys):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "cxr_desktop", "train", str(dataset), *TRAIN,
                "--epochs", "6", "--out", str(run_dir), "--json"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=os.environ.copy())
-    try:
-        first = json.loads(process.stdout.readline())
-        assert first["epoch"] == 1
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env=os.environ.copy()) as process:
+        try:
+            first = json.loads(process.stdout.readline())
+            assert first["epoch"] == 1
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     folder = RunFolder(run_dir)
     done_before = load_checkpoint(folder.last_path)["epoch"]
