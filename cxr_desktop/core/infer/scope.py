@@ -5,9 +5,10 @@ Mahalanobis distances of the channel statistics of the deeper half of the backbo
 stages, standardised and summed) scores the image against the validation images of the
 checkpoint. The threshold is set for a stated false-alarm rate (default 5 %): the order
 statistic of the validation images' **cross-fitted** scores (each fold scored by a detector
-fitted on the other folds; the detector kept is one of those, so it is not set on images
-the fit saw) that flags at most that rate of images like them with 90 % confidence
-(``ood.threshold_for``; with few validation images, their largest score).
+fitted on the other folds; the detector kept is one of those, or for ``layers`` all of them
+averaged, so it is not set on images the fit saw) that flags at most that rate of images
+like them with 95 % confidence (``ood.threshold_for``; with few validation images, their
+largest score).
 ``bench/scope.py`` compares the detectors on real radiographs.
 
 Training fits it without a pass of its own: on what the best epoch's validation pass computed
