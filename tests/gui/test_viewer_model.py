@@ -61,7 +61,9 @@ def test_prediction_bars_cam_overlay_and_scope(main_window, qtbot, run_dir, test
                     timeout=60_000)
     assert viewer.canvas.overlay_item.isVisible()
     assert viewer.canvas.overlay_item.image.shape == (96, 96)
-    assert np.nanmax(panel.cam_result.map) == pytest.approx(1.0, abs=1e-3)
+    # Normalised at the feature maps' size, then resized (as grad-cam does): the peak of
+    # the resized map is 1 or a little under, never over.
+    assert 0.98 <= np.nanmax(panel.cam_result.map) <= 1.0 + 1e-6
     panel.show_cam.setChecked(False)
     qtbot.waitUntil(lambda: not viewer.canvas.overlay_item.isVisible(), timeout=10_000)
     # A real tibia radiograph is not what the model was trained on (nor is any real film:
