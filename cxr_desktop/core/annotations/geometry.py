@@ -46,7 +46,8 @@ def inside_polygon(points: np.ndarray, x: float, y: float) -> bool:
     xs, ys = points[:, 0], points[:, 1]
     xn, yn = np.roll(xs, -1), np.roll(ys, -1)
     straddles = (ys > y) != (yn > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Edges that do not straddle the ray may divide by zero or overflow: they are masked out.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         x_cross = xs + (y - ys) * (xn - xs) / (yn - ys)
     return bool(np.count_nonzero(straddles & (x < x_cross)) % 2)
 
