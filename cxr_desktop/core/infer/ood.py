@@ -11,8 +11,8 @@ out-of-distribution examples, and none a pass of its own over the data:
   (Sun et al. 2022, "Out-of-distribution detection with deep nearest neighbors").
 - ``layers``: Mahalanobis distance of each stage's channel means and standard deviations,
   each standardised by its cross-fitted validation distances and summed (after Lee et al.
-  2018, who combine per-layer distances), the distances the mean of the cross-fitting
-  folds' detectors, over the stages recorded (``deep_half``: the
+  2018, who combine per-layer distances; each distance averaged over the cross-fitting
+  folds' detectors), over the stages recorded (``deep_half``: the
   deeper half of the backbone, what training and the Predictor record): their
   statistics still see anatomy and orientation that the last, task-tuned pooled features
   discard, while the first stages mostly see acquisition noise and contrast.
@@ -52,7 +52,7 @@ MAX_BANK_ROWS = 2048
 MAX_LAYER_ROWS = 512
 #: Rows kept by the layer fits of all the folds together (``layers`` keeps every fold's):
 #: about 21 KB a row for the deeper half of EfficientNet-Lite0's stages, so scope.npz stays
-#: near 21 MB with any number of validation images (13.6 MB with 160 of them).
+#: under about 23 MB with any number of validation images (13.6 MB with 160 of them).
 MAX_LAYER_ROWS_ALL_FOLDS = 1024
 
 
