@@ -1,16 +1,20 @@
 """The default training recipe against a plain PyTorch loop, on data no test has seen.
 
 Run: ``python bench/recipe.py [--datasets chest-fo,limb-3class,chest-nih --epochs 2,3,6
---size 160 --images 400]``; ``--datasets chest-fo --epochs 2 --images 160`` is a quick
-version (a few minutes).
+--size 160 --images 400 --seeds 0]``; ``--datasets chest-fo --epochs 2 --images 160`` is a
+quick version (a few minutes). ``--seeds 0,1,2,3,4`` trains every cell with five training
+seeds on the same data and ends with the mean of each side and their difference: one seed
+moves a side's AUC by a few hundredths on 200 validation images, more than the
+differences between recipes.
 
 Datasets: ``bench/recipe_data.py`` writes them from real radiographs of pydicom-data with
 planted findings (a binary foreign-object task on the chest, a three-class task on the
 tibia, a multi-label task whose label rows are real NIH ChestX-ray14 rows); ``--images`` is
-the training count, validation and test half of it each (AUC on 100 images
-swings by a few hundredths between two seeds).
+the training count, validation and test half of it each; ``--data-seed`` picks the
+images.
 
-For every dataset and every budget in ``--epochs`` two trainings run, each in its own
+For every dataset, budget in ``--epochs`` and seed in ``--seeds`` two trainings run with
+that training seed (both sides are deterministic for a seed), each in its own
 process so both pay start-up and imports, in alternating order (the load of a shared
 machine drifts):
 
@@ -22,7 +26,7 @@ machine drifts):
   PNGs every epoch, the validation AUC after each epoch, the last weights tested. Its time
   is the process's wall time less the test pass.
 - **ours**: ``cxr-desktop train DATASET --arch efficientnet_lite0 --size S --epochs E
-  --json --out RUN`` with every other setting at its default (``--ours-args`` adds options,
+  --seed S --json --out RUN`` with every other setting at its default (``--ours-args`` adds options,
   for experiments), an empty cache folder (``CXR_DESKTOP_CACHE``) and ``CXR_DESKTOP_DATA``
   in a temporary folder: cache building, the LR probe, validation, checkpoints and the
   scope model are all in its wall time. Test AUC: ``cxr-desktop evaluate RUN DATASET
@@ -34,7 +38,9 @@ the checkpoint it keeps, the best by validation AUC; plain: the last epoch), tes
 seconds and ours / plain, CPU seconds (user + system of the training process, every thread,
 imports included; plain's without its test pass) and ours / plain, and the load average (1
 min) when the run ended. On a shared machine wall time follows the load; CPU time much less
-(but threads that spin waiting for a busy core count too).
+(but threads that spin waiting for a busy core count too). With several seeds the summary
+gives, per cell, each side's mean AUCs, ours - plain with its standard error over the seeds,
+and the ratio of the summed wall times.
 """
 
 from __future__ import annotations
@@ -49,7 +55,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -175,24 +184,27 @@ def _cli() -> list[str]:
     return [found] if found else [sys.executable, "-m", "cxr_desktop"]
 
 
-def run_plain(args: argparse.Namespace, dataset: Path, name: str, epochs: int) -> dict:
+def run_plain(args: argparse.Namespace, dataset: Path, name: str, epochs: int,
+              seed: int) -> dict:
     root = dataset if dataset.is_dir() else dataset.parent
     wall, out = _run([sys.executable, __file__, "--plain", "--dataset", str(root),
                       "--task", TASKS[name], "--size", str(args.size), "--epochs",
                       str(epochs), "--workers", str(args.plain_workers), "--seed",
-                      str(args.seed)], dict(os.environ))
+                      str(seed)], dict(os.environ))
     result = json.loads(out.splitlines()[-1])
     return {"val_aucs": result["val_aucs"], "final_val": result["val_aucs"][-1],
             "test_auc": result["test_auc"], "wall_s": wall - result["test_s"],
             "cpu_s": result["train_cpu_s"], "load": os.getloadavg()[0], "notes": ""}
 
 
-def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int) -> dict:
+def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int,
+             seed: int) -> dict:
     env = dict(os.environ, CXR_DESKTOP_CACHE=str(work / "cache"),
                CXR_DESKTOP_DATA=str(work / "appdata"))
     run_dir = work / "run"
     command = [*_cli(), "train", str(dataset), "--arch", "efficientnet_lite0", "--size",
-               str(args.size), "--epochs", str(epochs), "--json", "--out", str(run_dir),
+               str(args.size), "--epochs", str(epochs), "--seed", str(seed), "--json", "--out",
+               str(run_dir),
                *args.ours_args.split()]
     start, cpu_start = time.perf_counter(), _children_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -215,6 +227,46 @@ def _fmt(values: list[float]) -> str:
     return " ".join(f"{v:.3f}" for v in values)
 
 
+def _table_rows(name: str, epochs: int, seed: int, results: dict[str, dict]) -> list[str]:
+    """Print and return the table rows of one cell's runs."""
+    rows = []
+    for side in ("plain", "ours"):
+        if side not in results:
+            continue
+        r = results[side]
+        ours = side == "ours" and "plain" in results
+        ratio = f"{r['wall_s'] / results['plain']['wall_s']:.2f}" if ours else ""
+        cpu_ratio = f"{r['cpu_s'] / results['plain']['cpu_s']:.2f}" if ours else ""
+        row = (f"{name:<12}{epochs:>2}{seed:>5} {side:<6}{_fmt(r['val_aucs']):<36}"
+               f"{r['final_val']:>10.3f}{r['test_auc']:>7.3f}{r['wall_s']:>8.1f}"
+               f"{ratio:>11}{r['cpu_s']:>7.0f}{cpu_ratio:>11}{r['load']:>6.2f}")
+        rows.append(row)
+        print(row + (f"   {r['notes']}" if r["notes"] else ""), flush=True)
+    return rows
+
+
+def summary(cells: dict[tuple[str, int], dict[str, dict[int, dict]]]) -> list[str]:
+    """Per cell over the seeds both sides ran: mean validation and test AUC of each side,
+    ours - plain with its standard error, and ours' summed wall time over plain's."""
+    lines = [f"{'dataset':<12}{'E':>2}{'seeds':>6}{'val plain':>10}{'ours':>7}{'ours-plain':>17}"
+             f"{'test plain':>11}{'ours':>7}{'ours-plain':>17}{'wall ours/plain':>16}"]
+    for (name, epochs), sides in cells.items():
+        seeds = sorted(set(sides.get("plain", {})) & set(sides.get("ours", {})))
+        if not seeds:
+            continue
+        row = f"{name:<12}{epochs:>2}{len(seeds):>6}"
+        for key in ("final_val", "test_auc"):
+            plain = np.array([sides["plain"][s][key] for s in seeds])
+            ours = np.array([sides["ours"][s][key] for s in seeds])
+            diff = ours - plain
+            error = diff.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else float("nan")
+            row += (f"{plain.mean():>{10 if key == 'final_val' else 11}.3f}{ours.mean():>7.3f}"
+                    f"{f'{diff.mean():+.3f} ± {error:.3f}':>17}")
+        walls = {side: sum(sides[side][s]["wall_s"] for s in seeds) for side in sides}
+        lines.append(row + f"{walls['ours'] / walls['plain']:>16.2f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,7 +275,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--images", type=int, default=400, help="training images")
     parser.add_argument("--side", type=int, default=320, help="side of the PNGs written")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="training seeds, comma separated")
+    parser.add_argument("--data-seed", type=int, default=0, help="which images are drawn")
     parser.add_argument("--plain-workers", type=int, default=0)
     parser.add_argument("--ours-args", default="", help="extra options for ours")
     parser.add_argument("--only", choices=("ours", "plain"), help="run one side only")
@@ -232,6 +285,7 @@ def main() -> None:
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
         args.epochs = int(args.epochs)
@@ -239,47 +293,48 @@ def main() -> None:
         return
     names = args.datasets.split(",")
     budgets = [int(e) for e in args.epochs.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     print(f"efficientnet_lite0 (ImageNet), {args.size} px, budgets {budgets} epochs, "
+          f"training seeds {seeds}, "
           f"{args.images} training images per dataset ({args.side} px PNGs), "
           f"{os.cpu_count()} CPU cores, load average {load_average()}", flush=True)
     if args.ours_args:
         print(f"ours with: {args.ours_args}")
-    header = (f"{'dataset':<12}{'E':>2} {'run':<6}{'val AUC per epoch':<36}{'final val':>10}"
-              f"{'test':>7}{'wall s':>8}{'ours/plain':>11}{'CPU s':>7}{'ours/plain':>11}"
-              f"{'load':>6}")
+    header = (f"{'dataset':<12}{'E':>2}{'seed':>5} {'run':<6}{'val AUC per epoch':<36}"
+              f"{'final val':>10}{'test':>7}{'wall s':>8}{'ours/plain':>11}{'CPU s':>7}"
+              f"{'ours/plain':>11}{'load':>6}")
     table = [header]
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="recipe.") as tmp:
         data_root = Path(args.data_dir) if args.data_dir else Path(tmp)
-        turn = 0
+        datasets = {}
         for name in names:
-            target = data_root / f"{name}-{args.images}-{args.side}-{args.seed}"
+            target = data_root / f"{name}-{args.images}-{args.side}-{args.data_seed}"
             marker = target / "spec.json" if name == "chest-nih" else target
-            dataset = marker if (target / "labels.csv").exists() else make_dataset(
-                name, target, args.images, args.side, args.seed)
-            for epochs in budgets:
-                order = ["plain", "ours"] if turn % 2 == 0 else ["ours", "plain"]
-                turn += 1
-                results = {}
-                for side in order:
-                    if args.only and side != args.only:
-                        continue
-                    work = Path(tmp) / f"{name}-{epochs}-{side}"
-                    results[side] = (run_plain(args, dataset, name, epochs) if side == "plain"
-                                     else run_ours(args, dataset, work, epochs))
-                for side in ("plain", "ours"):
-                    if side not in results:
-                        continue
-                    r = results[side]
-                    ours = side == "ours" and "plain" in results
-                    ratio = f"{r['wall_s'] / results['plain']['wall_s']:.2f}" if ours else ""
-                    cpu_ratio = f"{r['cpu_s'] / results['plain']['cpu_s']:.2f}" if ours else ""
-                    row = (f"{name:<12}{epochs:>2} {side:<6}{_fmt(r['val_aucs']):<36}"
-                           f"{r['final_val']:>10.3f}{r['test_auc']:>7.3f}{r['wall_s']:>8.1f}"
-                           f"{ratio:>11}{r['cpu_s']:>7.0f}{cpu_ratio:>11}{r['load']:>6.2f}")
-                    table.append(row)
-                    print(row + (f"   {r['notes']}" if r["notes"] else ""), flush=True)
+            datasets[name] = marker if (target / "labels.csv").exists() else make_dataset(
+                name, target, args.images, args.side, args.data_seed)
+        cells: dict[tuple[str, int], dict[str, dict[int, dict]]] = defaultdict(
+            lambda: defaultdict(dict))
+        turn = 0
+        for seed in seeds:
+            for name, dataset in datasets.items():
+                for epochs in budgets:
+                    order = ["plain", "ours"] if turn % 2 == 0 else ["ours", "plain"]
+                    turn += 1
+                    results = {}
+                    for side in order:
+                        if args.only and side != args.only:
+                            continue
+                        work = Path(tmp) / f"{name}-{epochs}-{side}-{seed}"
+                        results[side] = (
+                            run_plain(args, dataset, name, epochs, seed) if side == "plain"
+                            else run_ours(args, dataset, work, epochs, seed))
+                        shutil.rmtree(work, ignore_errors=True)
+                        cells[(name, epochs)][side][seed] = results[side]
+                    table.extend(_table_rows(name, epochs, seed, results))
     print("\n" + "\n".join(table))
+    if len(seeds) > 1:
+        print("\nmeans over the training seeds\n" + "\n".join(summary(cells)))
     print(f"load average at the end {load_average()}")
 
 
