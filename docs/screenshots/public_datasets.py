@@ -1,6 +1,7 @@
 """Screenshots of public datasets opened as published: the mapping dialog on the SIIM
-preset, and the Dataset tab on RSNA (boxes) and SIIM (run-length masks as polygons); and
-the mapping dialog on a CSV of no known layout, mapped by hand.
+preset, and the Dataset tab on RSNA (boxes) and SIIM (run-length masks as polygons); the
+augmentation preview at its defaults on an RSNA chest with boxes; and the mapping dialog on
+a CSV of no known layout, mapped by hand.
 
 Run: ``xvfb-run -a -s "-screen 0 1400x900x24" python docs/screenshots/public_datasets.py``.
 
@@ -31,6 +32,7 @@ from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from cxr_desktop.gui.main_window import MainWindow  # noqa: E402
+from cxr_desktop.gui.widgets.thumbnail_grid import PATH_ROLE  # noqa: E402
 
 
 def wait_ms(ms: int) -> None:
@@ -76,6 +78,20 @@ def open_with_preset(window: MainWindow, folder: Path, dialog_png: str | None) -
     wait_ms(500)
 
 
+def show_augmentation(window: MainWindow) -> None:
+    """Select the first thumbnail whose image carries a box, then the preview tab."""
+    tab = window.dataset_tab
+    boxed = {Path(item.path).name for item in tab.spec.items if item.shapes}
+    grid = tab.thumbnails.list
+    row = next(r for r in range(grid.count())
+               if Path(grid.item(r).data(PATH_ROLE)).name in boxed)
+    grid.setCurrentRow(row)
+    tab.side_tabs.setCurrentWidget(tab.augment)
+    wait_until(lambda: tab.augment.outputs and "as the model is given it"
+               in tab.augment.title.text())
+    wait_ms(500)
+
+
 def map_by_hand(window: MainWindow, folder: Path) -> None:
     """A table of no known layout: its columns ticked in the dialog, previewed, shown."""
     (folder / "imgs").mkdir(parents=True)
@@ -116,6 +132,9 @@ def main() -> int:
             open_with_preset(window, folder, dialog_png)
             save(window, shot)
             print("saved", shot, "and", dialog_png or "no dialog")
+        show_augmentation(window)
+        save(window, "dataset-tab-augmentation.png")
+        print("saved dataset-tab-augmentation.png")
         map_by_hand(window, root / "generic")
         print("saved dataset-csv-mapping.png")
     finally:
