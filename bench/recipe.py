@@ -26,11 +26,11 @@ machine drifts):
   PNGs every epoch, the validation AUC after each epoch, the last weights tested. Its time
   is the process's wall time less the test pass.
 - **ours**: ``cxr-desktop train DATASET --arch efficientnet_lite0 --size S --epochs E
-  --seed S --json --out RUN`` with every other setting at its default (``--ours-args`` adds options,
-  for experiments), an empty cache folder (``CXR_DESKTOP_CACHE``) and ``CXR_DESKTOP_DATA``
-  in a temporary folder: cache building, the LR probe, validation, checkpoints and the
-  scope model are all in its wall time. Test AUC: ``cxr-desktop evaluate RUN DATASET
-  --split test --json`` on the best checkpoint it kept (not timed).
+  --seed SEED --json --out RUN`` with every other setting at its default (``--ours-args``
+  adds options, for experiments), an empty cache folder (``CXR_DESKTOP_CACHE``) and
+  ``CXR_DESKTOP_DATA`` in a temporary folder: cache building, the LR probe, validation,
+  checkpoints and the scope model are all in its wall time. Test AUC: ``cxr-desktop
+  evaluate RUN DATASET --split test --json`` on the best checkpoint it kept (not timed).
 
 AUC is the mean one-vs-rest AUC over classes (multi-class) or findings (multi-label), as
 both sides compute it. Printed per run: validation AUC after each epoch, the final one (ours:
@@ -203,9 +203,8 @@ def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int,
                CXR_DESKTOP_DATA=str(work / "appdata"))
     run_dir = work / "run"
     command = [*_cli(), "train", str(dataset), "--arch", "efficientnet_lite0", "--size",
-               str(args.size), "--epochs", str(epochs), "--seed", str(seed), "--json", "--out",
-               str(run_dir),
-               *args.ours_args.split()]
+               str(args.size), "--epochs", str(epochs), "--seed", str(seed), "--json",
+               "--out", str(run_dir), *args.ours_args.split()]
     start, cpu_start = time.perf_counter(), _children_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
@@ -216,6 +215,7 @@ def run_ours(args: argparse.Namespace, dataset: Path, work: Path, epochs: int,
     records = [line for line in lines if "epoch_s" in line]
     _, evaluated = _run([*_cli(), "evaluate", str(run_dir), str(dataset), "--split", "test",
                          "--json", "--bootstrap", "0"], env)
+    shutil.rmtree(work, ignore_errors=True)  # the run and its cache, done with
     notes = [line for line in done.stderr.splitlines()
              if line.startswith(("schedule", "LR probe"))]
     return {"val_aucs": [r["val_auc"] for r in records], "final_val": lines[-1]["best_val_auc"],
@@ -255,12 +255,12 @@ def summary(cells: dict[tuple[str, int], dict[str, dict[int, dict]]]) -> list[st
         if not seeds:
             continue
         row = f"{name:<12}{epochs:>2}{len(seeds):>6}"
-        for key in ("final_val", "test_auc"):
+        for key, width in (("final_val", 10), ("test_auc", 11)):
             plain = np.array([sides["plain"][s][key] for s in seeds])
             ours = np.array([sides["ours"][s][key] for s in seeds])
             diff = ours - plain
-            error = diff.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else float("nan")
-            row += (f"{plain.mean():>{10 if key == 'final_val' else 11}.3f}{ours.mean():>7.3f}"
+            error = diff.std(ddof=1) / np.sqrt(len(seeds))
+            row += (f"{plain.mean():>{width}.3f}{ours.mean():>7.3f}"
                     f"{f'{diff.mean():+.3f} ± {error:.3f}':>17}")
         walls = {side: sum(sides[side][s]["wall_s"] for s in seeds) for side in sides}
         lines.append(row + f"{walls['ours'] / walls['plain']:>16.2f}")
@@ -325,11 +325,10 @@ def main() -> None:
                     for side in order:
                         if args.only and side != args.only:
                             continue
-                        work = Path(tmp) / f"{name}-{epochs}-{side}-{seed}"
                         results[side] = (
                             run_plain(args, dataset, name, epochs, seed) if side == "plain"
-                            else run_ours(args, dataset, work, epochs, seed))
-                        shutil.rmtree(work, ignore_errors=True)
+                            else run_ours(args, dataset, Path(tmp) / f"{name}-{epochs}-{seed}",
+                                          epochs, seed))
                         cells[(name, epochs)][side][seed] = results[side]
                     table.extend(_table_rows(name, epochs, seed, results))
     print("\n" + "\n".join(table))

@@ -47,8 +47,8 @@ class AugmentSettings:
     The defaults are light (a small rotation and brightness change; no zoom, shift or
     contrast change): on ``bench/recipe.py``'s three datasets, five seeds each, the former
     defaults (7 degrees, zoom 0.1, shift 0.05, contrast 0.1) cost 0.031 of test AUC on the
-    multi-label set at 6 epochs and 0.021 at 3, and were not clearly better elsewhere
-    (bench/RESULTS.md).
+    multi-label set at 6 epochs, 0.021 at 3 and 0.060 at 2, and were not clearly better
+    elsewhere (bench/RESULTS.md).
     """
 
     flip: bool = False
