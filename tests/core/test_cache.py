@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,26 @@ def test_rows_are_model_inputs_and_reused(tmp_path, images, count_loads):
 
     other_size = build_cache(images, 24, root=tmp_path / "c")
     assert len(count_loads) == 12 and other_size.images.shape == (6, 24, 24)
+
+
+def test_progress_is_reported_at_most_ten_times_a_second(tmp_path, images, monkeypatch):
+    """One call per image would make the GUI repaint its progress bar per image."""
+    def slow_load(path):
+        time.sleep(0.03)
+        return load_image(path)
+
+    monkeypatch.setattr(cache_module, "load_image", slow_load)
+    many = [images[i % 6].parent / f"copy{i}.png" for i in range(24)]
+    for index, path in enumerate(many):
+        path.write_bytes(images[index % 6].read_bytes() + bytes([index]))  # distinct keys
+    progress: list[tuple[int, int]] = []
+    started = time.monotonic()
+    build_cache(many, 32, root=tmp_path / "c", workers=1,
+                progress=lambda d, t: progress.append((d, t)))
+    seconds = time.monotonic() - started
+    assert progress[0] == (0, 24) and progress[-1] == (24, 24)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    assert 3 <= len(progress) <= 2 + 10 * seconds + 1, (progress, seconds)
 
 
 def test_new_image_list_decodes_only_new_or_changed_files(tmp_path, images, count_loads):

@@ -40,6 +40,7 @@ CACHE_FORMAT = 1
 HASH_CHUNK = 64 * 1024
 INDEX_NAME = "index.json"
 IMAGES_NAME = "images.npy"
+PROGRESS_INTERVAL_S = 0.1
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -173,7 +174,8 @@ def build_cache(
 ) -> ImageCache:
     """Open the cache for these images at ``size``, building what is missing in parallel.
 
-    ``progress(done, total)`` is called a few hundred times at most; ``should_stop()`` is
+    ``progress(done, total)`` is called at the start, at the end and at most ten times a
+    second between (each call repaints a progress bar in the GUI); ``should_stop()`` is
     checked between images: when it turns true the rows done so far are kept (reused by the
     next build) and the returned cache has ``complete=False``.
     """
@@ -214,16 +216,15 @@ def _build(
         donors = _donors(directory.parent, {k for k in keys if k is not None})
         reused, sources = _copy_donor_rows(images, keys, donors, scope, done_keys)
         todo = [row for row in range(total) if keys[row] is not None and done_keys[row] is None]
-        step = max(1, total // 200)
         done = total - len(todo)
-        last_report = -1
+        last_report = -PROGRESS_INTERVAL_S
         stopped = False
         decoded = 0
 
         def report(force: bool = False) -> None:
             nonlocal last_report
-            if progress and (force or done - last_report >= step):
-                last_report = done
+            if progress and (force or time.monotonic() - last_report >= PROGRESS_INTERVAL_S):
+                last_report = time.monotonic()
                 progress(done, total)
 
         report(force=True)
