@@ -2,7 +2,8 @@
 
 The core call gets ``on_event=worker.event.emit`` and ``should_stop=cancel.is_set``; the
 Stop button sets the ``threading.Event`` directly, because a queued slot would never run
-while ``run()`` blocks. The worker emits ``done`` or ``failed`` exactly once.
+while ``run()`` blocks. The worker emits ``done`` or ``failed`` exactly once, and runs at a
+lower priority than the GUI thread so that a repaint never waits for a core.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from cxr_desktop.core.errors import CxrError
-from cxr_desktop.gui.workers import call_guarded, start_in_thread, wait_or_keep_alive
+from cxr_desktop.gui.workers import (
+    call_guarded,
+    lower_thread_priority,
+    start_in_thread,
+    wait_or_keep_alive,
+)
 
 #: ``job(on_event, should_stop) -> result``
 Job = Callable[[Callable[[dict], None], Callable[[], bool]], Any]
@@ -32,6 +38,7 @@ class EngineWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        lower_thread_priority()
         ok, value = call_guarded(lambda: self._job(self.event.emit, self.cancel.is_set),
                                  "the training worker")
         if ok:
