@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from cxr_desktop.core.device import DeviceInfo, describe_device
+from cxr_desktop.core.models.registry import import_model_libraries
 from cxr_desktop.gui.about import about_text
 from cxr_desktop.gui.dialogs.preferences import PreferencesDialog, load_preferences
 from cxr_desktop.gui.settings import recent_files, remember_recent
@@ -161,6 +162,8 @@ class MainWindow(QMainWindow):
         self.device = device
         self.device_label.setText(device.label)
         self.training_tab.set_device(device)
+        self.runner.submit("warm-up", import_model_libraries, done=lambda _: None,
+                           failed=self.show_status)
 
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,24 @@ def test_tabs_menus_and_device(main_window):
     assert file_actions[:2] == ["Open image...", "Open dataset..."]
     assert "Recent" in file_actions and "Quit" in file_actions
     assert main_window.device_label.text().startswith(("CPU:", "GPU:"))
+
+
+def test_model_libraries_are_imported_off_the_gui_thread_after_start_up(qtbot,
+                                                                        monkeypatch):
+    """A first run would otherwise import timm in its worker, whose extensions hold the GIL
+    for 100-200 ms at a time: the event loop stalled as long."""
+    from cxr_desktop.gui import main_window as module
+
+    threads = []
+    monkeypatch.setattr(module, "import_model_libraries",
+                        lambda: threads.append(threading.get_ident()))
+    window = module.MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: bool(threads) and not window.runner.busy(), timeout=30_000)
+    assert threads[0] != threading.get_ident() and window.device is not None
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
 
 
 def test_about_names_versions_and_device(main_window, monkeypatch):

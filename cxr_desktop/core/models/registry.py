@@ -75,6 +75,14 @@ def _timm_efficientnet_lite0() -> nn.Module:
     return timm.create_model("efficientnet_lite0", pretrained=False)
 
 
+def import_model_libraries() -> None:
+    """Import timm now, before a model needs it: the desktop app does this in the background
+    once its window is up. Imported by a training worker instead, its compiled extensions
+    held the GIL for 100-200 ms at a time and the GUI's event loop stalled as long at the
+    start of the first run."""
+    import timm  # noqa: F401
+
+
 def _resnet(depth: int, files: tuple[str, ...]) -> ArchInfo:
     return ArchInfo(
         name=f"resnet{depth}", label=f"ResNet-{depth}", source="torchvision",
