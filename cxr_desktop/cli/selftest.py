@@ -60,6 +60,7 @@ def use_offscreen_without_display() -> bool:
 def check_qt() -> str:
     """Create the QApplication and the main window, show it, close it."""
     use_offscreen_without_display()
+    from PySide6.QtCore import QEvent
     from PySide6.QtWidgets import QApplication
 
     from cxr_desktop.gui.app import create_app
@@ -70,10 +71,18 @@ def check_qt() -> str:
     window.show()
     QApplication.processEvents()
     shown = window.isVisible()
-    window.close()
-    QApplication.processEvents()
+    window.close()  # waits for its start-up work (the device probe, imports) to end
+    deadline = time.monotonic() + 120
+    while window.isVisible() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    closed = not window.isVisible()
+    window.deleteLater()  # here, on the GUI thread, not by a collection in some other thread
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     if not shown:
         raise RuntimeError("the main window did not become visible")
+    if not closed:
+        raise RuntimeError("the main window did not close within 120 s")
     return f"main window shown and closed on the {app.platformName()} platform"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -24,6 +25,19 @@ log = logging.getLogger(__name__)
 
 IMAGE_FILTER = ("Radiographs and DICOM file-sets (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff "
                 "DICOMDIR);;All files (*)")
+
+
+def _warm_up() -> None:
+    """Import the model libraries with the cyclic garbage collector paused: a collection in
+    this worker thread could destroy an unreachable Qt window here, and Qt then waits for
+    the GUI thread, a deadlock if that thread waits for this import's module lock."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        import_model_libraries()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class MainWindow(QMainWindow):
@@ -162,8 +176,7 @@ class MainWindow(QMainWindow):
         self.device = device
         self.device_label.setText(device.label)
         self.training_tab.set_device(device)
-        self.runner.submit("warm-up", import_model_libraries, done=lambda _: None,
-                           failed=self.show_status)
+        self.runner.submit("warm-up", _warm_up, done=lambda _: None, failed=self.show_status)
 
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self)
