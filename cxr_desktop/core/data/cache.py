@@ -223,8 +223,9 @@ def _build(
 
         def report(force: bool = False) -> None:
             nonlocal last_report
-            if progress and (force or time.monotonic() - last_report >= PROGRESS_INTERVAL_S):
-                last_report = time.monotonic()
+            now = time.monotonic()
+            if progress and (force or now - last_report >= PROGRESS_INTERVAL_S):
+                last_report = now
                 progress(done, total)
 
         report(force=True)
