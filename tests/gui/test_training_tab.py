@@ -66,6 +66,7 @@ def test_start_streams_points_then_stop_leaves_a_checkpoint(tab, qtbot, demo_spe
 
 def test_schedule_shown_before_start_follows_the_form_and_the_probe(tab, qtbot, demo_spec):
     assert tab.schedule.text().startswith("Schedule: open a dataset")
+    assert tab.size.text() == "auto" and tab.size.value() == 0  # the architecture's own
     tab.set_dataset(demo_spec)
     tab.arch.setCurrentIndex(tab.arch.findData("small_cnn"))
     tab.size.setValue(64)

@@ -91,8 +91,8 @@ class TrainingTab(QWidget):
         self.arch.setCurrentIndex(self.arch.findData("efficientnet_lite0"))
         self.arch.setToolTip("Backbone. ImageNet weights are used when found on this machine "
                              "(see resources/weights/README.md); small_cnn trains from scratch.")
-        self.size = _spin(0, 1024, 0, "Input size in pixels; 0 = the architecture's default "
-                          "(224, or 299 for Inception-v3). Smaller is faster.")
+        self.size = auto_spin(0, 1024, "Input size in pixels; auto: the architecture's "
+                              "default (224, or 299 for Inception-v3). Smaller is faster.")
         self.epochs = _spin(1, 500, 10, "Epochs in all, frozen ones included")
         self.freeze = auto_spin(AUTO_FREEZE, 50, "Epochs with the pretrained backbone frozen "
                                 "(only the new head trains, on features computed once), then "
